@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Time one step of the micrograd demo: the course engine (exp/nb_10.py) against PyPI micrograd==0.1.0.
 
-    flock /work/heavy.lock .venv/bin/python benchmarks/bench_micrograd.py [--repeats 7]
+    .venv/bin/python benchmarks/bench_micrograd.py [--repeats 7]
 
 A step is what a training step costs before the update: forward over the 100 two-moons points,
 max-margin loss + 1e-4 L2, zero_grad, backward. Both engines get the same weights (copied from the

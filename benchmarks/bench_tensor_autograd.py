@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Time one SGD training step of the notebook-03 MLP with notebook 10a's engine and with torch.autograd.
 
-    flock /work/heavy.lock .venv/bin/python benchmarks/bench_tensor_autograd.py [--steps 100] [--repeats 15] [--threads 1]
+    .venv/bin/python benchmarks/bench_tensor_autograd.py [--steps 100] [--repeats 15] [--threads 1]
 
 A step is forward (784-50-10 ReLU MLP, cross-entropy) + backward + SGD update on a batch of 64.
 All engines run in the same process and take turns (in a rotating order) so that they share the

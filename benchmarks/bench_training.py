@@ -15,7 +15,7 @@ hits every variant alike. For each variant the table gives the median wall-clock
 median CPU time of this process (on a shared machine, CPU time is the steadier measure of the
 work done), and the median over rounds of its ratio to the baseline timed in the same round.
 
-    flock /work/heavy.lock .venv/bin/python benchmarks/bench_training.py [--repeat 7] [--bs 64] [--threads 1]
+    .venv/bin/python benchmarks/bench_training.py [--repeat 7] [--bs 64] [--threads 1]
 """
 import argparse, os, statistics, sys, time
 from pathlib import Path
