@@ -120,7 +120,6 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=1, help='torch threads (1: small ops on a shared 2-core machine)')
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    os.environ.setdefault('COURSE_DATA', '/work/shared/data')
 
     dls = get_mnist_dls(args.bs)
     n_train, n_valid = len(dls.train.ds), len(dls.valid.ds)
