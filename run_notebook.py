@@ -49,7 +49,7 @@ def error_text(cell):
     return ''
 
 
-def execute(path, quick=False, timeout=600, root=ROOT):
+def execute(path, quick=False, timeout=1800, root=ROOT):
     "Run one notebook in a fresh kernel; return it with its outputs, or raise RunFailure."
     try:
         nb = nbformat.read(path, as_version=4)
@@ -112,7 +112,7 @@ def write_back(nb, path, root):
     os.replace(tmp, path)
 
 
-def run(*notebooks, quick=False, save=False, timeout=600, keep_going=False, root=str(ROOT)):
+def run(*notebooks, quick=False, save=False, timeout=1800, keep_going=False, root=str(ROOT)):
     root = Path(root).resolve()
     paths = [Path(n).resolve() for n in notebooks] or numbered_notebooks(root / 'nbs')
     if not paths:
