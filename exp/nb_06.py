@@ -11,15 +11,10 @@ import matplotlib.pyplot as plt
 
 # nbs/06_cnn_hooks_init.ipynb, cell 6
 def get_image_dls(bs=256, n_train=None, n_valid=None):
-    "Normalised Fashion-MNIST as (n, 1, 28, 28) images in `DataLoaders` (optionally subsets)."
-    x_train, y_train, x_valid, y_valid = get_data()
-    mean, std = x_train.mean(), x_train.std()
-    x_train, x_valid = normalize(x_train, mean, std), normalize(x_valid, mean, std)
-    x_train, y_train = x_train[:n_train], y_train[:n_train]
-    x_valid, y_valid = x_valid[:n_valid], y_valid[:n_valid]
-    train_ds = Dataset(x_train.view(-1, 1, 28, 28), y_train)
-    valid_ds = Dataset(x_valid.view(-1, 1, 28, 28), y_valid)
-    return DataLoaders(*get_dls(train_ds, valid_ds, bs))
+    "The `DataLoaders` of `get_mnist_dls` (notebook 04), with each image shaped (1, 28, 28) for convolutions."
+    flat = get_mnist_dls(bs, n_train, n_valid)
+    def as_images(ds): return Dataset(ds.x.view(-1, 1, 28, 28), ds.y)
+    return DataLoaders.from_datasets(as_images(flat.train.ds), as_images(flat.valid.ds), bs)
 
 # nbs/06_cnn_hooks_init.ipynb, cell 9
 def conv(ni, nf, ks=3, stride=2, act=nn.ReLU):
