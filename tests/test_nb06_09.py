@@ -1,5 +1,5 @@
 "Fast checks of exp.nb_06 .. exp.nb_09 (the notebooks hold the full tests)."
-import copy
+import copy, subprocess, sys
 from functools import partial
 from pathlib import Path
 import pytest, torch
@@ -7,13 +7,30 @@ from torch import nn
 import torch.nn.functional as F
 
 from exp.nb_00 import equals, near
-from exp.nb_09 import (touches_cuda, Hooks, append_stats, BatchNorm, LayerNorm, sgd_momentum, adam, adamw,
+from exp.nb_09 import (Hooks, append_stats, BatchNorm, LayerNorm, sgd_momentum, adam, adamw,
                        random_crop, ResBlock)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 def check_near(a, b, rtol=1e-3, atol=1e-5): assert near(a, b, rtol, atol), (a, b)
 def check_eq(a, b): assert equals(a, b), (a, b)
+
+
+# Every CUDA entry point raises in the probed process, so a module that asks about CUDA at import fails loudly.
+CUDA_TRAP = """
+import sys, torch
+def trap(*a, **k): raise RuntimeError('CUDA touched')
+for name in ('is_available', 'device_count', 'init', '_lazy_init', 'current_device'):
+    setattr(torch.cuda, name, trap)
+exec(sys.argv[1])
+"""
+
+def touches_cuda(code, cwd=None):
+    "Does running `code` in a fresh Python process call any CUDA entry point?"
+    res = subprocess.run([sys.executable, '-c', CUDA_TRAP, code], capture_output=True, text=True, cwd=cwd)
+    if res.returncode == 0: return False
+    if 'CUDA touched' in res.stderr: return True
+    raise RuntimeError(f"probe failed for other reasons:\n{res.stderr[-2000:]}")
 
 
 def test_importing_nb_06_does_not_touch_cuda():
