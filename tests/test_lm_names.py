@@ -1,0 +1,112 @@
+"Fast checks of the language-model modules exp.nb_11 .. exp.nb_13 (the notebooks hold the full runs)."
+import os, random
+from collections import Counter
+import pytest, torch
+from torch import nn
+import torch.nn.functional as F
+
+from exp.nb_11 import read_words, build_vocab, encode_word, bigram_pairs, bigram_counts, bigram_probs, sample_names
+
+needs_data = pytest.mark.skipif(not os.environ.get('COURSE_DATA'), reason='needs the local data mirror (COURSE_DATA)')
+
+
+@pytest.fixture(scope='module')
+def names():
+    from exp.nb_00a import get_file
+    return read_words(get_file('names', 'names.txt'))
+
+
+# ---- 11: vocabulary and bigram counts
+
+def test_build_vocab_puts_boundary_first_then_sorted_chars():
+    stoi, itos = build_vocab(['cab', 'b', 'ba'])
+    assert stoi == {'.': 0, 'a': 1, 'b': 2, 'c': 3}
+    assert itos == {0: '.', 1: 'a', 2: 'b', 3: 'c'}
+    assert encode_word('abc', stoi) == [1, 2, 3]
+
+
+@pytest.mark.parametrize('words, message', [([], 'the word list is empty'),
+                                            (['anna', ''], 'word 1 is empty'),
+                                            (['an.na'], "word 0 ('an.na') contains '.'")])
+def test_build_vocab_rejects_bad_word_lists(words, message):
+    with pytest.raises(ValueError, match=message.replace('(', r'\(').replace(')', r'\)')):
+        build_vocab(words)
+
+
+def test_encode_word_names_the_word_and_the_character():
+    stoi, _ = build_vocab(['ab'])
+    with pytest.raises(ValueError, match="word 'abz': character 'z' is not in the vocabulary"):
+        encode_word('abz', stoi)
+    with pytest.raises(ValueError, match="'z'"):
+        bigram_counts(['ab', 'abz'], stoi)
+    with pytest.raises(ValueError, match='empty'):
+        bigram_counts([], stoi)
+
+
+def test_read_words_skips_blank_lines_and_rejects_an_empty_file(tmp_path):
+    f = tmp_path / 'names.txt'
+    f.write_text('emma\n\n  olivia \nava\n')
+    assert read_words(f) == ['emma', 'olivia', 'ava']
+    for text in ('', '\n  \n\n'):
+        f.write_text(text)
+        with pytest.raises(ValueError, match=f'{f}: no words in the file'):
+            read_words(f)
+
+
+def test_bigram_counts_match_a_counter_on_small_words():
+    words = ['emma', 'ava', 'bob', 'ab']
+    stoi, itos = build_vocab(words)
+    N = bigram_counts(words, stoi)
+    expected = Counter(pair for w in words for pair in zip('.' + w, w + '.'))
+    assert N.dtype == torch.int64 and N.shape == (len(stoi), len(stoi))
+    assert {(itos[i], itos[j]): N[i, j].item() for i in range(len(stoi)) for j in range(len(stoi)) if N[i, j]} == expected
+    xs, ys = bigram_pairs(['ab'], stoi)
+    assert xs.tolist() == [0, 1, 2] and ys.tolist() == [1, 2, 0]
+
+
+def test_bigram_probs_rows_sum_to_one_and_smoothing_removes_zeros():
+    N = torch.tensor([[0, 3], [1, 1]])
+    assert torch.equal(bigram_probs(N, 0), torch.tensor([[0., 1.], [0.5, 0.5]]))
+    P = bigram_probs(N)
+    torch.testing.assert_close(P, torch.tensor([[1 / 5, 4 / 5], [0.5, 0.5]]))
+    torch.testing.assert_close(P.sum(1), torch.ones(2))
+
+
+def test_sample_names_follows_the_probabilities_and_the_generator():
+    itos = {0: '.', 1: 'a', 2: 'b'}
+    # after '.' always 'a', after 'a' always 'b', after 'b' always the end: every sample is 'ab'
+    P = torch.tensor([[0., 1., 0.], [0., 0., 1.], [1., 0., 0.]])
+    assert sample_names(lambda ctx: P[ctx[-1]], itos, 3, torch.Generator().manual_seed(0)) == ['ab'] * 3
+    # the context is the last `block_size` tokens, '.'-padded at the start
+    seen = []
+    def probs(ctx):
+        seen.append(list(ctx)); return P[ctx[-1]]
+    sample_names(probs, itos, 1, torch.Generator().manual_seed(0), block_size=3)
+    assert seen == [[0, 0, 0], [0, 0, 1], [0, 1, 2]]
+    U = torch.ones(3) / 3
+    a = sample_names(lambda ctx: U, itos, 20, torch.Generator().manual_seed(1))
+    assert a == sample_names(lambda ctx: U, itos, 20, torch.Generator().manual_seed(1))
+    assert a != sample_names(lambda ctx: U, itos, 20, torch.Generator().manual_seed(2))
+
+
+@needs_data
+def test_names_vocab_counts_and_smoothed_nll(names):
+    stoi, itos = build_vocab(names)
+    assert len(names) == 32_033 and len(stoi) == 27
+    assert ''.join(itos[i] for i in range(27)) == '.abcdefghijklmnopqrstuvwxyz'
+    N = bigram_counts(names, stoi)
+    assert N.sum() == 228_146 and N[0, stoi['a']] == 4410 and N[stoi['n'], 0] == N.max() == 6763
+    P = bigram_probs(N)
+    xs, ys = bigram_pairs(names, stoi)
+    assert round(-P.double().log()[xs, ys].mean().item(), 4) == 2.4546
+    g = torch.Generator().manual_seed(2147483647)
+    assert sample_names(lambda ctx: P[ctx[-1]], itos, 5, g) == ['cexze', 'momasurailezitynn', 'konimittain', 'llayn', 'ka']
+
+
+@needs_data
+def test_a_names_file_with_a_character_outside_the_vocabulary(names, tmp_path):
+    stoi, _ = build_vocab(names)
+    f = tmp_path / 'more_names.txt'
+    f.write_text('anna\nzoë\n')
+    with pytest.raises(ValueError, match="word 'zoë': character 'ë' is not in the vocabulary"):
+        bigram_counts(read_words(f), stoi)
