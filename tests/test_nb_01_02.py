@@ -2,9 +2,8 @@
 import math
 import pytest
 import torch
-from exp.nb_02 import (matmul_loops, matmul_elementwise, matmul_broadcast, matmul, matmul_einsum,
-                       time_median, single_thread, frobenius_norm, stats, normalize, lin, relu, mse,
-                       forward_and_backward, Module, Mse, Model)
+from exp.nb_01 import matmul_loops, matmul_elementwise, matmul_broadcast, matmul, matmul_einsum, frobenius_norm
+from exp.nb_02 import stats, normalize, lin, relu, mse, forward_and_backward, Module, Mse, Model
 # aliased so pytest does not collect the helpers themselves as tests
 from exp.nb_00 import test_near as check_near, test_eq as check_eq, test_fail as check_fails
 
@@ -18,15 +17,6 @@ def test_matmul_ladder_agrees_with_torch(gen):
     for f in (matmul_loops, matmul_elementwise, matmul_broadcast, matmul, matmul_einsum):
         check_near(f(a, b), a @ b)
     check_fails(lambda: matmul(a, a), contains='inner dimensions differ')
-
-
-def test_time_median_and_single_thread():
-    calls = []
-    secs = time_median(lambda: calls.append(1), repeat=5, number=3)
-    assert len(calls) == 15 and secs >= 0
-    before = torch.get_num_threads()
-    with single_thread(): assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
 
 
 def test_frobenius_and_stats(gen):
