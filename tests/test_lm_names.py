@@ -6,6 +6,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from exp.nb_11 import read_words, build_vocab, encode_word, bigram_pairs, bigram_counts, bigram_probs, sample_names
+from exp.nb_12 import split_words, build_dataset, init_mlp_lm, mlp_lm_logits, train_lm, split_losses
 
 needs_data = pytest.mark.skipif(not os.environ.get('COURSE_DATA'), reason='needs the local data mirror (COURSE_DATA)')
 
@@ -110,3 +111,90 @@ def test_a_names_file_with_a_character_outside_the_vocabulary(names, tmp_path):
     f.write_text('anna\nzoë\n')
     with pytest.raises(ValueError, match="word 'zoë': character 'ë' is not in the vocabulary"):
         bigram_counts(read_words(f), stoi)
+
+
+# ---- 12: splits, data sets, the embedding lookup
+
+def test_split_words_is_the_lectures_shuffle_and_leaves_the_input_alone():
+    words = [f'w{i}' for i in range(101)]
+    train, dev, test = split_words(words)
+    expected = words[:]
+    random.seed(42); random.shuffle(expected)
+    assert train + dev + test == expected
+    assert (len(train), len(dev), len(test)) == (80, 10, 11)   # int(0.8 * 101), int(0.9 * 101) - 80, the rest
+    assert words == [f'w{i}' for i in range(101)]
+    state = random.getstate(); split_words(words); assert random.getstate() == state   # its own generator
+    assert split_words(words, seed=1) != (train, dev, test)
+
+
+def test_build_dataset_contexts_and_targets():
+    stoi, _ = build_vocab(['ab', 'b'])
+    X, Y = build_dataset(['ab', 'b'], 2, stoi)
+    assert X.dtype == Y.dtype == torch.int64
+    assert X.tolist() == [[0, 0], [0, 1], [1, 2], [0, 0], [0, 2]]
+    assert Y.tolist() == [1, 2, 0, 2, 0]
+    X1, Y1 = build_dataset(['ab', 'b'], 1, stoi)
+    xs, ys = bigram_pairs(['ab', 'b'], stoi)   # a block of 1 is the bigram data set
+    assert torch.equal(X1[:, 0], xs) and torch.equal(Y1, ys)
+
+
+@pytest.mark.parametrize('block_size', [0, -1, 2.0, None])
+def test_build_dataset_rejects_a_bad_block_size(block_size):
+    stoi, _ = build_vocab(['ab'])
+    with pytest.raises(ValueError, match=f'block_size must be a whole number of at least 1, not {block_size!r}'):
+        build_dataset(['ab'], block_size, stoi)
+
+
+def test_build_dataset_rejects_empty_word_lists_and_unknown_characters(tmp_path):
+    stoi, _ = build_vocab(['ab'])
+    with pytest.raises(ValueError, match='the word list is empty'):
+        build_dataset([], 3, stoi)
+    with pytest.raises(ValueError, match="word 'abc': character 'c' is not in the vocabulary"):
+        build_dataset(['ab', 'abc'], 3, stoi)
+    (tmp_path / 'empty.txt').write_text('')
+    with pytest.raises(ValueError, match='no words in the file'):
+        build_dataset(read_words(tmp_path / 'empty.txt'), 3, stoi)
+
+
+@needs_data
+def test_names_splits_give_the_reproducible_example_counts(names):
+    stoi, _ = build_vocab(names)
+    splits = split_words(names)
+    assert [len(s) for s in splits] == [25_626, 3_203, 3_204]
+    sizes = [len(build_dataset(s, 3, stoi)[0]) for s in splits]
+    assert sizes == [182_625, 22_655, 22_866]
+    with pytest.raises(ValueError, match="word 'zoë': character 'ë'"):   # a name outside the vocabulary
+        build_dataset(names[:3] + ['zoë'], 3, stoi)
+
+
+@pytest.mark.parametrize('shape', [(7,), (5, 3), (2, 4, 8)])
+def test_embedding_lookup_by_indexing_matches_one_hot_matmul(shape):
+    g = torch.Generator().manual_seed(sum(shape))
+    C = torch.randn(27, 10, generator=g, dtype=torch.float64, requires_grad=True)
+    C2 = C.detach().clone().requires_grad_()
+    X = torch.randint(0, 27, shape, generator=g)
+    X.view(-1)[:2] = 3                              # a repeated row: its gradients must add up
+    gy = torch.randn(*shape, 10, generator=g, dtype=torch.float64)
+    emb, ref = C[X], F.one_hot(X, 27).double() @ C2
+    torch.testing.assert_close(emb, ref, rtol=0, atol=1e-12)
+    (gy * emb).sum().backward(); (gy * ref).sum().backward()
+    torch.testing.assert_close(C.grad, C2.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(C.grad[3], gy[X == 3].sum(0))
+
+
+def test_mlp_lm_has_11897_parameters_and_trains():
+    g = torch.Generator().manual_seed(0)
+    params = init_mlp_lm(generator=g)
+    assert sum(p.nelement() for p in params) == 11_897
+    X = torch.randint(0, 27, (64, 3), generator=g); Y = torch.randint(0, 27, (64,), generator=g)
+    model = lambda X: mlp_lm_logits(params, X)
+    C, W1, b1, W2, b2 = params
+    expected = torch.tanh(torch.cat([C[X[:, 0]], C[X[:, 1]], C[X[:, 2]]], 1) @ W1 + b1) @ W2 + b2
+    torch.testing.assert_close(model(X), expected)
+    before = split_losses(model, {'all': (X, Y)})['all']
+    torch.testing.assert_close(before, F.cross_entropy(expected, Y).item())
+    lrs = []
+    losses, log = train_lm(model, params, X, Y, 30, lambda step: lrs.append(step) or 0.05, generator=g,
+                           every=10, evaluate=lambda: split_losses(model, {'all': (X, Y)}))
+    assert len(losses) == 30 and lrs == list(range(30)) and [s for s, _ in log] == [10, 20, 30]
+    assert log[-1][1]['all'] < before
