@@ -11,8 +11,9 @@ import torch
 from torch import nn
 from hypothesis import given, settings, strategies as st
 
-from exp.nb_02b import (fan_in, fan_out, leaky_gain, kaiming_uniform, kaiming_uniform_bound,
-                        xavier_uniform, xavier_uniform_bound, stack_stats, std_ratios, geo_mean)
+from exp.nb_00 import set_seed
+from exp.nb_02a import fan_in, leaky_gain, kaiming_uniform, kaiming_uniform_bound, stack_stats, std_ratios, geo_mean
+from exp.nb_02b import fan_out, xavier_uniform, xavier_uniform_bound
 
 dims = st.integers(1, 40)
 shapes = st.one_of(st.tuples(dims, dims), st.tuples(dims, dims, st.integers(1, 5), st.integers(1, 5)))
@@ -49,19 +50,20 @@ def test_sqrt5_bound_is_one_over_sqrt_fan_in():
 
 def test_default_layers_use_sqrt5():
     for make in [lambda: nn.Linear(300, 20), lambda: nn.Conv2d(3, 8, 5)]:
-        torch.manual_seed(3); layer = make()
-        torch.manual_seed(3); ours = kaiming_uniform(*layer.weight.shape, a=math.sqrt(5))
+        set_seed(); layer = make()
+        set_seed(); ours = kaiming_uniform(*layer.weight.shape, a=math.sqrt(5))
         assert torch.equal(layer.weight.detach(), ours)
 
 
 def test_stack_stats_and_ratios():
-    x = torch.randn(50, 7)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 7, generator=gen)
     s = stack_stats([lambda t: t * 3, lambda t: t - 1, nn.Identity()], x)
     assert s.shape == (3, 2) and s.dtype == torch.float64
     assert torch.allclose(s[:, 0], torch.stack([3 * x.mean(), 3 * x.mean() - 1, 3 * x.mean() - 1]).double(), atol=1e-5)
     assert torch.allclose(s[:, 1], (3 * x.std()).double().expand(3), rtol=1e-5)
     # a std far below float32's squared range is still measured
-    tiny = stack_stats([lambda t: t * 1e-25], torch.randn(1000, 10))
+    tiny = stack_stats([lambda t: t * 1e-25], torch.randn(1000, 10, generator=gen))
     assert 0.9e-25 < tiny[0, 1] < 1.1e-25
     assert torch.allclose(std_ratios(torch.tensor([1., 0.5, 0.125])), torch.tensor([0.5, 0.25]))
     assert math.isclose(geo_mean(torch.tensor([0.5, 0.125])), 0.25, rel_tol=1e-6)
