@@ -1,112 +1,89 @@
 #!/usr/bin/env python
 """Time one step of the micrograd demo: the course engine (exp/nb_10.py) against PyPI micrograd==0.1.0.
 
-    .venv/bin/python benchmarks/bench_micrograd.py [--repeats 7]
+    .venv/bin/python benchmarks/bench_micrograd.py [--rounds 7] [--warmup 1] [--points 100] [--json FILE]
 
 A step is what a training step costs before the update: forward over the 100 two-moons points,
-max-margin loss + 1e-4 L2, zero_grad, backward. Both engines get the same weights (copied from the
-micrograd model), so they do the same arithmetic; the script checks that their losses and gradients
-agree. Repeats are interleaved (one step of each engine per round) so that load on the machine hits
-all of them alike; the median of the rounds is reported, and the ratios to micrograd, with the
-garbage collector on (as it runs by default) and off.
+max-margin loss + 1e-4 L2, zero_grad, backward. Three steps, all exported by notebook 10:
+`micrograd_step` (micrograd's demo notebook), `unfused_step` (our engine on the same arithmetic,
+node for node: the fair comparison) and `demo_step` (our engine with the fused dot/vsum nodes).
+The two engines start from the same weights, and the script checks that their losses and gradients
+agree. The process holds no torch (checked): the garbage collector walks every object a process
+holds, and torch's would slow micrograd down and flatter us.
+
+The steps take turns (`time_rounds` from exp/nb_00.py); ratios are medians of per-round ratios.
+With the collector on (Python's default), every timed step ends with `gc.collect()`, so that each
+engine pays for freeing its own garbage (micrograd's graph is all reference cycles) and leaves
+none for the next one. With the collector off, garbage piles up until the rounds are done.
 """
-import argparse, gc, platform, random, sys, time
+import argparse, gc, json, platform, statistics, sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from exp.nb_10 import MLP, make_moons, demo_step, topo_sort, unfused_forward
+from exp.nb_00 import SEED, median_ratio, set_seed, time_rounds
+from exp.nb_10 import ScalarMLP, copy_weights, demo_step, make_moons, micrograd_step, topo_sort, unfused_step
+from micrograd.nn import MLP as MicrogradMLP
 
-from micrograd.engine import Value as MGValue
-from micrograd.nn import MLP as MGMLP
-
-
-def micrograd_step(model, xs, ys):
-    "The step as micrograd's demo notebook writes it."
-    inputs = [list(map(MGValue, x)) for x in xs]
-    scores = list(map(model, inputs))
-    losses = [(1 + -y * s).relu() for y, s in zip(ys, scores)]
-    loss = sum(losses) * (1.0 / len(losses)) + 1e-4 * sum(p * p for p in model.parameters())
-    model.zero_grad()
-    loss.backward()
-    return loss
+ENGINES = ['micrograd', 'ours, unfused', 'ours, dot/vsum']
 
 
-def unfused_step(model, xs, ys):
-    "The course engine, but with micrograd's sums of products (no fused dot/vsum nodes)."
-    scores = [unfused_forward(model, x) for x in xs]
-    loss = sum((1 - y * s).relu() for y, s in zip(ys, scores)) * (1.0 / len(xs)) + 1e-4 * sum(p * p for p in model.parameters())
-    model.zero_grad()
-    loss.backward()
-    return loss
+def collected(step):
+    "The step, then a full collection, on the same clock."
+    def run():
+        step()
+        gc.collect()
+    return run
 
 
-def course_step(model, xs, ys): return demo_step(model, xs, ys)[0]
-
-
-def copy_weights(src, dst):
-    for ls, ld in zip(src.layers, dst.layers):
-        for ns, nd in zip(ls.neurons, ld.neurons):
-            for ws, wd in zip(ns.w, nd.w): wd.data = float(ws.data)
-            nd.b.data = float(ns.b.data)
-
-
-def timed(fn, gc_on):
-    "Seconds for one call of fn, with the collector in the given state (garbage from before collected first)."
-    gc.collect()
-    if not gc_on: gc.disable()
-    try:
-        t0 = time.perf_counter(); fn(); return time.perf_counter() - t0
-    finally:
-        gc.enable()
-
-
-def median(xs): return sorted(xs)[len(xs) // 2]
-
-
-def main(repeats=7):
-    xs, ys = make_moons(100, noise=0.1, seed=0)
-    random.seed(0)
-    mg_model = MGMLP(2, [16, 16, 1])
-    ours = MLP(2, [16, 16, 1])
+def main(rounds=7, warmup=1, points=100, json_path=None):
+    assert 'torch' not in sys.modules, 'bench_micrograd must run without torch: its objects slow the collector down'
+    xs, ys = make_moons(points, noise=0.1, seed=SEED)
+    set_seed()
+    mg_model, ours = MicrogradMLP(2, [16, 16, 1]), ScalarMLP(2, [16, 16, 1])
     copy_weights(mg_model, ours)
+    steps = {'micrograd': lambda: micrograd_step(mg_model, xs, ys), 'ours, unfused': lambda: unfused_step(ours, xs, ys),
+             'ours, dot/vsum': lambda: demo_step(ours, xs, ys)[0]}
 
-    # same weights, same arithmetic: same loss and gradients
-    mg_loss, our_loss = micrograd_step(mg_model, xs, ys), course_step(ours, xs, ys)
-    assert abs(mg_loss.data - our_loss.data) < 1e-12, (mg_loss.data, our_loss.data)
+    losses = {name: step() for name, step in steps.items()}
+    assert losses['micrograd'].data == losses['ours, unfused'].data, 'the unfused step must do the same arithmetic'
+    assert abs(losses['micrograd'].data - losses['ours, dot/vsum'].data) < 1e-12
     assert all(abs(p.grad - q.grad) < 1e-12 for p, q in zip(mg_model.parameters(), ours.parameters()))
-    nodes = {'micrograd': len(topo_sort(mg_loss)), 'course, unfused': len(topo_sort(unfused_step(ours, xs, ys))),
-             'course': len(topo_sort(our_loss))}
-    del mg_loss, our_loss
+    nodes = {name: len(topo_sort(loss)) for name, loss in losses.items()}
+    del losses
 
-    engines = [('micrograd', 'micrograd', lambda: micrograd_step(mg_model, xs, ys), True),
-               ('micrograd, gc off', 'micrograd', lambda: micrograd_step(mg_model, xs, ys), False),
-               ('course, unfused', 'course, unfused', lambda: unfused_step(ours, xs, ys), True),
-               ('course, unfused, gc off', 'course, unfused', lambda: unfused_step(ours, xs, ys), False),
-               ('course', 'course', lambda: course_step(ours, xs, ys), True),
-               ('course, gc off', 'course', lambda: course_step(ours, xs, ys), False)]
-    for _, _, fn, gc_on in engines: timed(fn, gc_on)          # warm-up
-    times = {name: [] for name, *_ in engines}
-    for _ in range(repeats):
-        for name, _, fn, gc_on in engines: times[name].append(timed(fn, gc_on))
-    med = {name: median(ts) for name, ts in times.items()}
+    gc.collect()
+    on = time_rounds({name: collected(step) for name, step in steps.items()}, rounds=rounds, warmup=warmup)
+    gc.collect(); gc.disable()
+    try: off = time_rounds(steps, rounds=rounds, warmup=warmup)
+    finally:
+        gc.enable(); gc.collect()
+    times = {**on, **{f'{name}, gc off': t for name, t in off.items()}}
+    med = {name: statistics.median(t) for name, t in times.items()}
+    speedup = {name: {'vs micrograd': median_ratio(times, 'micrograd', name),
+                      'vs micrograd, gc off': median_ratio(times, 'micrograd, gc off', name)} for name in ENGINES}
 
-    print(f'Python {platform.python_version()}, {repeats} interleaved repeats, median seconds per demo step '
-          f'(forward over 100 points, zero_grad, backward); {len(gc.get_objects()):,} gc-tracked objects in the process')
-    header = f"{'engine':26s} {'nodes':>7s} {'s/step':>8s} {'vs micrograd':>13s} {'vs micrograd gc off':>20s}"
-    print(header); print('-' * len(header))
-    for name, graph, *_ in engines:
-        print(f"{name:26s} {nodes[graph]:7,d} {med[name]:8.4f} {med['micrograd'] / med[name]:12.1f}x "
-              f"{med['micrograd, gc off'] / med[name]:19.1f}x")
-    print()
-    print('| engine | nodes per step | s/step (median) | speed-up vs micrograd | vs micrograd, gc off |')
-    print('|---|---:|---:|---:|---:|')
-    for name, graph, *_ in engines:
-        print(f"| {name} | {nodes[graph]:,} | {med[name]:.4f} | {med['micrograd'] / med[name]:.1f}x | "
-              f"{med['micrograd, gc off'] / med[name]:.1f}x |")
-    return med
+    print(f'Python {platform.python_version()}, no torch in the process; {rounds} rounds, median seconds per demo step '
+          f'(forward over {points} points, zero_grad, backward)\n')
+    print('| engine | nodes per step | s/step, gc on | s/step, gc off | speed-up vs micrograd | vs micrograd with gc off |')
+    print('|---|---:|---:|---:|---:|---:|')
+    for name in ENGINES:
+        print(f"| {name} | {nodes[name]:,} | {med[name]:.4f} | {med[name + ', gc off']:.4f} | "
+              f"{speedup[name]['vs micrograd']:.1f}x | {speedup[name]['vs micrograd, gc off']:.2f}x |")
+    same, fused = speedup['ours, unfused'], speedup['ours, dot/vsum']
+    print(f"\nThe same arithmetic: {same['vs micrograd']:.1f}x faster than micrograd, {same['vs micrograd, gc off']:.2f}x "
+          f"than micrograd with its collector off (ours with the collector on). With dot/vsum: "
+          f"{fused['vs micrograd']:.0f}x and {fused['vs micrograd, gc off']:.1f}x.")
+    result = {'python': platform.python_version(), 'rounds': rounds, 'points': points, 'nodes': nodes, 'seconds': times,
+              'median_seconds': med, 'speedup': speedup}
+    if json_path: Path(json_path).write_text(json.dumps(result, indent=1))
+    return result
 
 
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--repeats', type=int, default=7)
-    main(parser.parse_args().repeats)
+    parser.add_argument('--rounds', type=int, default=7, help='timed rounds (each engine once per round)')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed calls of each step first')
+    parser.add_argument('--points', type=int, default=100, help='two-moons points per step (the demo has 100)')
+    parser.add_argument('--json', dest='json_path', help='also write the results to this file')
+    args = parser.parse_args()
+    main(args.rounds, args.warmup, args.points, args.json_path)

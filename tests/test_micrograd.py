@@ -6,13 +6,17 @@ gradient of every leaf. Tolerances: output within rtol 1e-9; each gradient withi
 1e-9 * (1 + the largest absolute gradient of that expression), since both sides compute in float64
 but round in a different order.
 """
-import gc, math, random
+import gc, json, math, random, subprocess, sys
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import given, settings, HealthCheck, strategies as st
 
-from exp.nb_10 import Value, MLP, dot, vsum, topo_sort
+import exp.nb_10
+from exp.nb_10 import ScalarMLP, Value, copy_weights, demo_step, dot, make_moons, micrograd_step, topo_sort, unfused_step, vsum
+
+ROOT = Path(__file__).resolve().parent.parent
 
 VALUE_RTOL, GRAD_TOL = 1e-9, 1e-9
 UNARY = ['neg', 'exp', 'log', 'tanh', 'relu', 'sigmoid']
@@ -136,7 +140,7 @@ def test_every_op_is_exercised():
 @given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 5), min_size=1, max_size=3), st.integers(1, 4))
 def test_mlp_gradients_match_torch(seed, hidden, nin):
     random.seed(seed)
-    model = MLP(nin, hidden + [1])
+    model = ScalarMLP(nin, hidden + [1])
     x = [random.uniform(-2, 2) for _ in range(nin)]
     out = model(x)
     (out * out).backward()
@@ -156,8 +160,8 @@ def test_mlp_gradients_match_torch(seed, hidden, nin):
 
 
 def test_parameter_count():
-    assert len(MLP(3, [4, 4, 1]).parameters()) == 41
-    assert len(MLP(2, [16, 16, 1]).parameters()) == 337
+    assert len(ScalarMLP(3, [4, 4, 1]).parameters()) == 41
+    assert len(ScalarMLP(2, [16, 16, 1]).parameters()) == 337
 
 
 # ---- accumulation and repeated backward ----
@@ -195,7 +199,7 @@ def test_second_backward_adds_the_same_gradient_again():
 
 def test_zero_grad_resets():
     random.seed(0)
-    model = MLP(2, [3, 1])
+    model = ScalarMLP(2, [3, 1])
     out = model([1.0, -1.0])
     out.backward(); out.backward()
     assert any(p.grad != 0 for p in model.parameters())
@@ -225,7 +229,7 @@ def test_no_reference_cycles():
     "A graph is freed by reference counting: the cyclic garbage collector finds nothing."
     gc.collect()
     random.seed(0)
-    model = MLP(2, [8, 1])
+    model = ScalarMLP(2, [8, 1])
     loss = vsum((model([random.random(), random.random()]) - 1.0) ** 2 for _ in range(20))
     model.zero_grad(); loss.backward()
     del loss
@@ -279,3 +283,122 @@ def test_unsupported_operands_raise_type_error():
     with pytest.raises(TypeError): Value(1.0) + 'x'
     with pytest.raises(TypeError): 'x' * Value(1.0) + 1   # str * Value is not defined either
     with pytest.raises(TypeError, match='needs a real number'): dot([Value(1.0)], ['x'])
+
+
+# ---- a pure-Python module ----
+
+def test_import_loads_neither_torch_nor_another_course_module():
+    "The scalar engine is pure Python: importing it loads no torch, no numpy, no matplotlib and no other exp module."
+    code = ("import sys, json, exp.nb_10; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'matplotlib') "
+            "or (m.startswith('exp.') and m != 'exp.nb_10'))))")
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [], f"import exp.nb_10 loaded {out.stdout}"
+
+
+# ---- NaN and infinities: the same as torch ----
+
+NAN, INF = float('nan'), float('inf')
+
+
+def same(a, b):
+    "Equal floats, NaN equal to NaN."
+    return (math.isnan(a) and math.isnan(b)) or a == b or math.isclose(a, b, rel_tol=1e-12)
+
+
+SPECIAL_OPS = {
+    'relu': (lambda x: x.relu(), torch.relu), 'exp': (lambda x: x.exp(), torch.exp), 'log': (lambda x: x.log(), torch.log),
+    'tanh': (lambda x: x.tanh(), torch.tanh), 'sigmoid': (lambda x: x.sigmoid(), torch.sigmoid),
+    'pow 0': (lambda x: x ** 0, None), 'pow 2': (lambda x: x ** 2, None), 'pow 0.5': (lambda x: x ** 0.5, None),
+    'pow 1': (lambda x: x ** 1, None), 'rpow': (lambda x: 2.0 ** x, None), 'neg': (lambda x: -x, None),
+    'add': (lambda x: x + 1.5, None), 'mul': (lambda x: x * -2.0, None), 'mul 0': (lambda x: x * 0.0, None),
+    'div': (lambda x: x / 4.0, None), 'square': (lambda x: x * x, None), 'sub self': (lambda x: x - x, None),
+    'relu times 0': (lambda x: x.relu() * 0.0, None), 'exp times 0': (lambda x: x.exp() * 0.0, None),
+}
+
+
+def in_domain(name, x):
+    "log of x <= 0 and a negative base to a fractional power are refused with a clear error (tested above)."
+    return not ((name == 'log' and x <= 0) or (name == 'pow 0.5' and x < 0))
+
+
+@pytest.mark.parametrize('name,x', [(name, x) for name in SPECIAL_OPS for x in [NAN, INF, -INF, 0.0, -1.0, 2.0]
+                                    if in_domain(name, x)], ids=str)
+def test_nan_and_infinities_like_torch(name, x):
+    ours_f, torch_f = SPECIAL_OPS[name]
+    v, t = Value(x), t64(x)
+    out, ref = ours_f(v), (torch_f or ours_f)(t)
+    out.backward(); ref.backward()
+    assert same(out.data, ref.item()), (out.data, ref.item())
+    assert same(v.grad, t.grad.item()), (v.grad, t.grad.item())
+
+
+def test_relu_keeps_nan():
+    x = Value(NAN)
+    y = x.relu()
+    assert math.isnan(y.data)
+    y.backward()
+    t = t64(NAN); torch.relu(t).backward()
+    assert x.grad == t.grad.item() == 1.0          # torch passes the gradient through a NaN
+
+
+def test_pow_zero_has_zero_gradient_even_at_nan():
+    for x in (0.0, NAN, 3.0):
+        v = Value(x); (v ** 0).backward()
+        assert (v ** 0).data == 1.0 and v.grad == 0.0, (x, v.grad)
+
+
+def test_a_zero_gradient_still_meets_an_infinite_slope_like_torch():
+    "0 * inf is NaN in torch's backward: an engine that skips zero gradients would report 0."
+    x = Value(0.0); (x ** 0.5 * 0.0).backward()
+    t = t64(0.0); (t ** 0.5 * 0.0).backward()
+    assert math.isnan(t.grad.item()) and math.isnan(x.grad)
+
+
+def test_nan_reaches_the_loss_of_an_mlp():
+    random.seed(0)
+    model = ScalarMLP(2, [4, 1])
+    loss = (model([NAN, 1.0]) - 1.0) ** 2
+    assert math.isnan(loss.data)
+    model.zero_grad(); loss.backward()
+    assert any(math.isnan(p.grad) for p in model.parameters())
+
+
+# ---- the module's names ----
+
+def earlier_public_names():
+    "Every name that exp.nb_00 ... exp.nb_09 hand on with `import *`."
+    names = {}
+    for path in sorted((ROOT / 'exp').glob('nb_0*.py')):
+        module = __import__(f'exp.{path.stem}', fromlist=['*'])
+        for name in getattr(module, '__all__', [n for n in vars(module) if not n.startswith('_')]):
+            names.setdefault(name, path.stem)
+    return names
+
+
+def test_all_is_the_public_api_and_renames_nothing_from_earlier_modules():
+    namespace = {}
+    exec('from exp.nb_10 import *', namespace)
+    assert set(namespace) - {'__builtins__'} == set(exp.nb_10.__all__)
+    clashes = {name: module for name, module in earlier_public_names().items() if name in exp.nb_10.__all__}
+    assert clashes == {}, f"exp.nb_10 rebinds names of earlier modules: {clashes}"
+    assert {'Module', 'MLP', 'Neuron', 'Layer'}.isdisjoint(vars(exp.nb_10))
+
+
+def test_the_timed_steps_do_the_same_arithmetic():
+    "bench_micrograd compares micrograd_step, unfused_step and demo_step: the same loss and gradients, same start."
+    mg_nn = pytest.importorskip('micrograd.nn')
+    xs, ys = make_moons(30, seed=1)
+    random.seed(3)
+    theirs, ours = mg_nn.MLP(2, [4, 4, 1]), ScalarMLP(2, [4, 4, 1])
+    copy_weights(theirs, ours)
+    mg_loss = micrograd_step(theirs, xs, ys)
+    unfused = unfused_step(ours, xs, ys)
+    assert unfused.data == mg_loss.data                     # node for node: the same loss, to the last bit
+    # the same gradients, up to the order in which the two engines add up each one's contributions
+    assert all(math.isclose(p.grad, q.grad, rel_tol=1e-12, abs_tol=1e-15) for p, q in zip(ours.parameters(), theirs.parameters()))
+    fused, _ = demo_step(ours, xs, ys)
+    assert math.isclose(fused.data, mg_loss.data, rel_tol=1e-12)
+    assert all(math.isclose(p.grad, q.grad, rel_tol=1e-9, abs_tol=1e-12) for p, q in zip(ours.parameters(), theirs.parameters()))
+    assert len(topo_sort(fused)) < len(topo_sort(unfused)) < len(topo_sort(mg_loss))

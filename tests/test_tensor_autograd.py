@@ -1,5 +1,8 @@
 "Tests of notebook 10a's tensor autograd engine (exp.nb_10a): every op against torch.autograd in float64."
-import math
+import math, operator
+from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -8,8 +11,11 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 from exp.nb_00 import test_eq as check_eq, test_fail as check_fails, test_near as check_near  # renamed: pytest would collect test_*
-from exp.nb_10a import (Function, Mul, Tensor, compare_with_torch, cross_entropy, gradcheck, is_grad_enabled, no_grad,
+import exp.nb_10a
+from exp.nb_10a import (Function, Mul, Tensor, compare_with_torch, gradcheck, is_grad_enabled, no_grad, tensor_cross_entropy,
                         tensor_topo_sort, unbroadcast)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FAST = settings(max_examples=25, deadline=None, derandomize=True)
 
@@ -160,24 +166,24 @@ def test_logsumexp_is_stable():
 def test_cross_entropy_matches_torch(n, c, seed):
     logits = randn((n, c), seed) * 3
     target = torch.randint(0, c, (n,), generator=torch.Generator().manual_seed(seed))
-    assert compare_with_torch(cross_entropy, logits, target, torch_f=F.cross_entropy)
+    assert compare_with_torch(tensor_cross_entropy, logits, target, torch_f=F.cross_entropy)
 
 
 def test_cross_entropy_errors():
     logits, target = Tensor(torch.randn(4, 3)), torch.tensor([0, 1, 2, 0])
-    check_fails(lambda: cross_entropy(logits, target.float()), contains='integer class indices', exc=TypeError)
-    check_fails(lambda: cross_entropy(logits, target[:2]), contains='expected (4,)', exc=ValueError)
-    check_fails(lambda: cross_entropy(logits.reshape(-1), target), contains='(batch, classes)', exc=ValueError)
-    check_fails(lambda: cross_entropy([[0.5, 0.5]], target[:1]), contains='must be a Tensor', exc=TypeError)
+    check_fails(lambda: tensor_cross_entropy(logits, target.float()), contains='integer class indices', exc=TypeError)
+    check_fails(lambda: tensor_cross_entropy(logits, target[:2]), contains='expected (4,)', exc=ValueError)
+    check_fails(lambda: tensor_cross_entropy(logits.reshape(-1), target), contains='(batch, classes)', exc=ValueError)
+    check_fails(lambda: tensor_cross_entropy([[0.5, 0.5]], target[:1]), contains='must be a Tensor', exc=TypeError)
 
 
 def test_cross_entropy_runs_the_same_ops_on_torch_tensors():
     logits = torch.randn(16, 5, generator=torch.Generator().manual_seed(3)).requires_grad_()
     target = torch.arange(16) % 5
-    loss = cross_entropy(logits, target)
+    loss = tensor_cross_entropy(logits, target)
     check_near(loss, F.cross_entropy(logits, target), atol=1e-6)
     ours = Tensor(logits.detach(), requires_grad=True)
-    ours_loss = cross_entropy(ours, target)
+    ours_loss = tensor_cross_entropy(ours, target)
     check_eq(ours_loss.item(), loss.item())            # the same torch ops in the same order: bit for bit
     loss.backward(); ours_loss.backward()
     check_eq(ours.grad, logits.grad)
@@ -230,7 +236,7 @@ def test_tensor_topo_sort_visits_each_node_once():
 
 
 def test_small_network_against_torch():
-    def net(x, w1, b1, w2, b2, loss=cross_entropy):
+    def net(x, w1, b1, w2, b2, loss=tensor_cross_entropy):
         h = (x @ w1 + b1).relu()
         return loss(h @ w2 + b2 + (h * h).mean(1, keepdim=True) @ b2.reshape(1, -1), torch.tensor([0, 2, 1, 2]))
     inputs = [randn(s, 12 + i) for i, s in enumerate([(4, 6), (6, 5), (5,), (5, 3), (3,)])]
@@ -301,10 +307,233 @@ def test_sgd_training_matches_torch_autograd():
     def mlp(xb, w1, b1, w2, b2): return (xb @ w1 + b1).relu() @ w2 + b2
     for step in range(20):
         idx = torch.arange(step * 10, step * 10 + 10)
-        cross_entropy(mlp(Tensor(x[idx]), *ours), y[idx]).backward()
+        tensor_cross_entropy(mlp(Tensor(x[idx]), *ours), y[idx]).backward()
         F.cross_entropy(mlp(x[idx], *theirs), y[idx]).backward()
         for p, q in zip(ours, theirs):
             p.data -= 0.5 * p.grad; p.zero_grad()
             with torch.no_grad(): q -= 0.5 * q.grad
             q.grad = None
     for p, q in zip(ours, theirs): check_near(p.data, q.detach(), rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------- indexing: every index form that can repeat a position
+
+def torch_index(index):
+    "The same index for torch: our Tensors become torch tensors; everything else torch reads as it is."
+    if isinstance(index, Tensor): return index.data
+    if isinstance(index, tuple): return tuple(p.data if isinstance(p, Tensor) else p for p in index)
+    return index
+
+
+def check_index_grad(x, index):
+    "Forward and gradient of x[index] (x a float64 torch tensor) against torch.autograd."
+    assert compare_with_torch(lambda t: t[index], x, torch_f=lambda t: t[torch_index(index)])
+
+
+REPEATS = [np.array([0, 0, 1]), [0, 0, 1], (np.array([0, 0, 1]),), ((0, 0, 1),), ([0, 0, 1],), torch.tensor([0, 0, 1]),
+           Tensor(torch.tensor([0, 0, 1])), (Tensor(torch.tensor([0, 0, 1])),), np.array([[0, 1], [1, 1]]),
+           (slice(None), np.array([2, 2, 0])), (slice(None), (2, 2, 0)), (Ellipsis, [2, 2]), (np.array([1, 1]), 2),
+           (None, np.array([0, 0])), (np.array([0, 1, 1]), np.array([2, 2, 2])), (np.int64(1), [0, 0]),
+           (slice(0, 2), Tensor(torch.tensor([1, 1])))]
+
+
+@pytest.mark.parametrize('index', REPEATS, ids=repr)
+def test_getitem_with_repeated_positions_accumulates(index):
+    check_index_grad(randn((3, 3), 20), index)
+
+
+def test_getitem_repeats_from_the_issue():
+    for index in [np.array([0, 0, 1]), ((0, 0),), ([0, 0, 1],)]:
+        x = Tensor([1., 2., 3.], requires_grad=True)
+        x[index].sum().backward()
+        t = torch.tensor([1., 2., 3.], requires_grad=True)
+        t[index].sum().backward()
+        check_eq(x.grad, t.grad)
+    x = Tensor([1., 2., 3.], requires_grad=True)
+    x[np.array([0, 0, 1])].sum().backward()
+    check_eq(x.grad, torch.tensor([2., 1., 0.]))
+
+
+def index_parts(shape):
+    "Strategy: an index for a tensor of `shape`, built from every form torch accepts, positions repeated."
+    def part(side, length):
+        positions = st.lists(st.integers(-side, side - 1), min_size=length, max_size=length)
+        return st.one_of(
+            st.integers(-side, side - 1),
+            st.builds(slice, st.none() | st.integers(-side, side), st.none() | st.integers(-side, side),
+                      st.none() | st.integers(1, 2)),
+            positions.map(list), positions.map(tuple), positions.map(np.array),
+            positions.map(lambda p: torch.tensor(p, dtype=torch.long)),
+            positions.map(lambda p: Tensor(torch.tensor(p, dtype=torch.long))))
+    @st.composite
+    def build(draw):
+        n = draw(st.integers(1, len(shape)))
+        length = draw(st.integers(1, 4))          # advanced parts must broadcast: one common length
+        parts = [draw(part(side, length)) for side in shape[:n]]
+        if draw(st.booleans()): parts.insert(draw(st.integers(0, len(parts))), None)
+        if len(parts) == 1 and not isinstance(parts[0], tuple) and draw(st.booleans()):
+            return parts[0]                       # a bare index (a bare tuple would be one index per dimension)
+        return tuple(parts)
+    return build()
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4).flatmap(lambda s: st.tuples(st.just(s), index_parts(s))))
+def test_getitem_matches_torch_for_any_index(case):
+    shape, index = case
+    check_index_grad(randn(shape, len(shape)), index)
+
+
+# ---------------------------------------------------------------- no_grad restores the state it found
+
+def test_no_grad_decorator_on_a_recursive_function():
+    @no_grad()
+    def countdown(n):
+        check_eq(is_grad_enabled(), False)
+        return 0 if n == 0 else countdown(n - 1) + 1
+    check_eq(countdown(2), 2)
+    check_eq(is_grad_enabled(), True)
+    check_eq((Tensor([1.], requires_grad=True) * 2).requires_grad, True)
+
+
+def test_no_grad_restores_on_exceptions_and_when_nested():
+    @no_grad()
+    def fails(n):
+        if n == 0: raise ValueError('bottom')
+        fails(n - 1)
+    with pytest.raises(ValueError): fails(3)
+    check_eq(is_grad_enabled(), True)
+    outer, inner = no_grad(), no_grad()
+    with outer:
+        with inner:
+            with pytest.raises(KeyError):
+                with no_grad(): raise KeyError
+            check_eq(is_grad_enabled(), False)
+        check_eq(is_grad_enabled(), False)
+    check_eq(is_grad_enabled(), True)
+    @no_grad()
+    def inside(): return is_grad_enabled()
+    with no_grad(): check_eq(inside(), False)
+    check_eq((inside(), is_grad_enabled()), (False, True))
+
+
+# ---------------------------------------------------------------- x**0, targets out of range, numpy scalars
+
+def test_pow_zero_has_zero_gradient_everywhere():
+    for exponent in (0, 0.):
+        x = Tensor(torch.tensor([0., 2., -1., float('nan'), float('inf')]), requires_grad=True)
+        out = x ** exponent
+        out.sum().backward()
+        t = torch.tensor([0., 2., -1., float('nan'), float('inf')], requires_grad=True)
+        ref = t ** exponent
+        ref.sum().backward()
+        check_eq(out.data, ref.detach())
+        check_eq(out.data, torch.ones(5))
+        check_eq(x.grad, t.grad)
+        check_eq(x.grad, torch.zeros(5))
+
+
+@pytest.mark.parametrize('bad', [-1, 3, 7, -100])
+def test_cross_entropy_rejects_targets_out_of_range(bad):
+    logits, target = Tensor(torch.randn(4, 3)), torch.tensor([0, 1, bad, 2])
+    with pytest.raises(IndexError, match=f'Target {bad} is out of bounds'): tensor_cross_entropy(logits, target)
+    with pytest.raises(IndexError, match=f'Target {bad} is out of bounds'): tensor_cross_entropy(logits.data, target)
+    if bad != -100:    # torch's default ignore_index skips -100; we have no ignore_index
+        with pytest.raises(IndexError, match=f'Target {bad} is out of bounds'): F.cross_entropy(logits.data, target)
+
+
+NUMPY_SCALARS = [np.float32(2), np.float64(2.5), np.int64(3), np.int32(-2), np.float16(0.5)]
+
+
+@pytest.mark.parametrize('c', NUMPY_SCALARS, ids=lambda c: type(c).__name__)
+@pytest.mark.parametrize('op', ['add', 'sub', 'mul', 'truediv'])
+def test_numpy_scalars_on_either_side(c, op):
+    x = Tensor(torch.tensor([1., 2., 3.]), requires_grad=True)
+    t = torch.tensor([1., 2., 3.], requires_grad=True)
+    for ours, theirs in [(getattr(operator, op)(x, c), getattr(operator, op)(t, c)),
+                         (getattr(operator, op)(c, x), getattr(operator, op)(c, t))]:
+        assert isinstance(ours, Tensor), type(ours)
+        check_eq(ours.dtype, theirs.dtype)
+        check_near(ours.data, theirs.detach(), rtol=1e-6, atol=1e-6)
+        ours.sum().backward(); theirs.sum().backward()
+    check_near(x.grad, t.grad, rtol=1e-6, atol=1e-6)
+
+
+def test_numpy_arrays_are_refused_not_turned_into_object_arrays():
+    x = Tensor(torch.ones(3))
+    for bad in [lambda: x * np.ones(3), lambda: np.ones(3) * x, lambda: np.ones(3) + x]:
+        check_fails(bad, exc=TypeError)
+
+
+# ---------------------------------------------------------------- NaN and infinities: the same as torch
+
+NAN, INF = float('nan'), float('inf')
+SPECIAL = torch.tensor([[NAN, 0., -0., 1.5], [-2., INF, -INF, 1.], [0.5, -1., 3., 2.], [-INF, -INF, -INF, -INF]],
+                       dtype=torch.float64)
+OTHER = SPECIAL.flip(0).contiguous()      # a second operand: specials meet numbers and other specials
+
+
+def same_as_torch(f, *inputs, torch_f=None):
+    "f with our engine and with torch.autograd: outputs and gradients equal, NaN where torch has NaN."
+    ours = [Tensor(x.clone(), requires_grad=True) if x.is_floating_point() else x for x in inputs]
+    theirs = [x.clone().requires_grad_() if x.is_floating_point() else x for x in inputs]
+    out, ref = f(*ours), (torch_f or f)(*theirs)
+    w = torch.linspace(0.5, 1.5, ref.numel(), dtype=torch.float64).reshape(ref.shape)
+    out.backward(w); ref.backward(w)
+    pairs = [(out.data, ref.detach())] + [(o.grad, t.grad) for o, t in zip(ours, theirs) if isinstance(o, Tensor)]
+    for a, b in pairs:
+        b = torch.zeros_like(a) if b is None else b
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+UNARY_CASES = {
+    'rdiv': lambda x: 1 / x, 'neg': lambda x: -x, 'add 1': lambda x: x + 1, 'mul by 0': lambda x: x * 0.,
+    'pow 2': lambda x: x ** 2, 'pow 3': lambda x: x ** 3, 'pow 0.5': lambda x: x ** 0.5, 'pow -1': lambda x: x ** -1,
+    'pow 0': lambda x: x ** 0, 'pow 1': lambda x: x ** 1, 'exp': lambda x: x.exp(), 'log': lambda x: x.log(),
+    'relu': lambda x: x.relu(), 'relu then mul 0': lambda x: x.relu() * 0., 'exp then mul 0': lambda x: x.exp() * 0.,
+    'matmul': lambda x: x @ x.T, 'sum': lambda x: x.sum(1), 'mean': lambda x: x.mean(0),
+    'reshape': lambda x: x.reshape(2, 8), 'transpose': lambda x: x.transpose(0, 1), 'getitem': lambda x: x[[0, 0, 2], 1:],
+    'logsumexp': lambda x: x.logsumexp(1), 'logsumexp dim 0': lambda x: x.logsumexp(0, keepdim=True),
+    'log_softmax': lambda x: x.log_softmax(-1), 'log_softmax dim 0': lambda x: x.log_softmax(0),
+}
+BINARY_CASES = {'add': lambda x, y: x + y, 'sub': lambda x, y: x - y, 'mul': lambda x, y: x * y,
+                'div': lambda x, y: x / y, 'matmul': lambda x, y: x @ y, 'broadcast mul': lambda x, y: x * y[0]}
+
+
+@pytest.mark.parametrize('name', UNARY_CASES)
+def test_nan_and_infinities_like_torch(name):
+    same_as_torch(UNARY_CASES[name], SPECIAL)
+
+
+@pytest.mark.parametrize('name', BINARY_CASES)
+def test_nan_and_infinities_in_binary_ops_like_torch(name):
+    same_as_torch(BINARY_CASES[name], SPECIAL, OTHER)
+
+
+def test_relu_at_nan_like_torch():
+    x = Tensor(torch.tensor([NAN, -1., 0., 2.]), requires_grad=True)
+    out = x.relu()
+    out.sum().backward()
+    check_eq(out.data.isnan(), torch.tensor([True, False, False, False]))
+    check_eq(x.grad, torch.tensor([1., 0., 0., 1.]))     # torch passes the gradient through a NaN
+
+
+def test_cross_entropy_with_nan_and_infinite_logits_like_torch():
+    logits = torch.tensor([[NAN, 0., 1.], [INF, 0., 1.], [-INF, 0., 1.], [0., -INF, -INF], [2., 1., 0.]], dtype=torch.float64)
+    target = torch.tensor([1, 0, 2, 0, 1])
+    same_as_torch(tensor_cross_entropy, logits, target, torch_f=F.cross_entropy)
+
+
+# ---------------------------------------------------------------- the module's names
+
+def test_all_is_the_public_api_and_renames_nothing_from_earlier_modules():
+    namespace = {}
+    exec('from exp.nb_10a import *', namespace)
+    assert set(namespace) - {'__builtins__'} == set(exp.nb_10a.__all__)
+    earlier = set()
+    for path in sorted((ROOT / 'exp').glob('nb_0*.py')) + [ROOT / 'exp' / 'nb_10.py']:
+        module = __import__(f'exp.{path.stem}', fromlist=['*'])
+        earlier |= set(getattr(module, '__all__', [n for n in vars(module) if not n.startswith('_')]))
+    assert earlier.isdisjoint(exp.nb_10a.__all__), earlier & set(exp.nb_10a.__all__)
+    assert {'cross_entropy', 'no_grad', 'Sum', 'Exp', 'sgd_step', 'accuracy'}.isdisjoint(exp.nb_10a.__all__)
+    assert 'cross_entropy' not in vars(exp.nb_10a)
