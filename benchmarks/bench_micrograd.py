@@ -64,15 +64,15 @@ def main(rounds=7, warmup=1, points=100, json_path=None):
 
     print(f'Python {platform.python_version()}, no torch in the process; {rounds} rounds, median seconds per demo step '
           f'(forward over {points} points, zero_grad, backward)\n')
-    print('| engine | nodes per step | s/step, gc on | s/step, gc off | speed-up vs micrograd | vs micrograd with gc off |')
+    print('| engine | nodes per step | s/step, gc on | s/step, gc off | vs micrograd | vs micrograd with gc off |')
     print('|---|---:|---:|---:|---:|---:|')
     for name in ENGINES:
         print(f"| {name} | {nodes[name]:,} | {med[name]:.4f} | {med[name + ', gc off']:.4f} | "
               f"{speedup[name]['vs micrograd']:.1f}x | {speedup[name]['vs micrograd, gc off']:.2f}x |")
     same, fused = speedup['ours, unfused'], speedup['ours, dot/vsum']
-    print(f"\nThe same arithmetic: {same['vs micrograd']:.1f}x faster than micrograd, {same['vs micrograd, gc off']:.2f}x "
-          f"than micrograd with its collector off (ours with the collector on). With dot/vsum: "
-          f"{fused['vs micrograd']:.0f}x and {fused['vs micrograd, gc off']:.1f}x.")
+    print(f"\nThe same arithmetic: {same['vs micrograd']:.1f}x faster than micrograd, "
+          f"{same['vs micrograd, gc off']:.2f}x than micrograd with its collector off (ours with the collector on). "
+          f"With dot/vsum: {fused['vs micrograd']:.0f}x and {fused['vs micrograd, gc off']:.1f}x.")
     result = {'python': platform.python_version(), 'rounds': rounds, 'points': points, 'nodes': nodes, 'seconds': times,
               'median_seconds': med, 'speedup': speedup}
     if json_path: Path(json_path).write_text(json.dumps(result, indent=1))

@@ -72,7 +72,7 @@ class Value:
         out = x ** n
         if type(out) is complex:
             raise ValueError(f"Value ** {n}: a negative base ({x}) to a fractional power is not a real number")
-        if n == 0: d = 0.0                      # x**0 is the constant 1: slope 0 everywhere, even at 0 and NaN (as torch)
+        if n == 0: d = 0.0                      # x**0 is the constant 1: slope 0 everywhere, at 0 and NaN too (torch)
         elif x == 0.0 and n < 1: d = math.inf   # n*x**(n-1) would divide by zero: x**0.5 is infinitely steep at 0
         else: d = n * x ** (n - 1)
         return Value(out, (self,), f'**{n}', (float(d),))
@@ -316,7 +316,7 @@ def train_moons(model, xs, ys, steps=100, report_every=None):
 
 # nbs/10_micrograd.ipynb, cell 63
 def micrograd_step(model, xs, ys):
-    "The demo step exactly as in micrograd's demo notebook (`model` a micrograd MLP): inputs wrapped in Values, sums of products."
+    "The demo step as micrograd's demo notebook writes it (`model` is micrograd's MLP): inputs wrapped in Values."
     from micrograd.engine import Value as MicrogradValue   # an optional test extra, so imported on use
     inputs = [list(map(MicrogradValue, x)) for x in xs]
     scores = list(map(model, inputs))

@@ -440,14 +440,14 @@ Tensor.log_softmax = _log_softmax
 def tensor_cross_entropy(logits, target):
     "Mean negative log-likelihood of integer classes `target` (N,) under `logits` (N, C): our Tensor or a torch tensor."
     if not isinstance(logits, (Tensor, torch.Tensor)):
-        raise TypeError(f"tensor_cross_entropy: logits must be a Tensor (or a torch tensor), not {type(logits).__name__}")
+        raise TypeError(f"tensor_cross_entropy: logits must be a Tensor or a torch tensor, not {type(logits).__name__}")
     target = target.data if isinstance(target, Tensor) else torch.as_tensor(target)
     if logits.ndim != 2:
         raise ValueError(f"tensor_cross_entropy: logits must have shape (batch, classes), not {tuple(logits.shape)}")
     if target.is_floating_point() or target.dtype == torch.bool:
         raise TypeError(f"tensor_cross_entropy: targets must be integer class indices, not {target.dtype}")
     if target.shape != logits.shape[:1]:
-        raise ValueError(f"tensor_cross_entropy: targets have shape {tuple(target.shape)}, expected ({logits.shape[0]},)")
+        raise ValueError(f"tensor_cross_entropy: targets of shape {tuple(target.shape)}, expected ({logits.shape[0]},)")
     n_classes = logits.shape[1]
     if target.numel():
         lo, hi = target.aminmax()

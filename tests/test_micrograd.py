@@ -14,7 +14,8 @@ import torch
 from hypothesis import given, settings, HealthCheck, strategies as st
 
 import exp.nb_10
-from exp.nb_10 import ScalarMLP, Value, copy_weights, demo_step, dot, make_moons, micrograd_step, topo_sort, unfused_step, vsum
+from exp.nb_10 import (ScalarMLP, Value, copy_weights, demo_step, dot, make_moons, micrograd_step, topo_sort, unfused_step,
+                       vsum)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -308,7 +309,8 @@ def same(a, b):
 
 
 SPECIAL_OPS = {
-    'relu': (lambda x: x.relu(), torch.relu), 'exp': (lambda x: x.exp(), torch.exp), 'log': (lambda x: x.log(), torch.log),
+    'relu': (lambda x: x.relu(), torch.relu), 'exp': (lambda x: x.exp(), torch.exp),
+    'log': (lambda x: x.log(), torch.log),
     'tanh': (lambda x: x.tanh(), torch.tanh), 'sigmoid': (lambda x: x.sigmoid(), torch.sigmoid),
     'pow 0': (lambda x: x ** 0, None), 'pow 2': (lambda x: x ** 2, None), 'pow 0.5': (lambda x: x ** 0.5, None),
     'pow 1': (lambda x: x ** 1, None), 'rpow': (lambda x: 2.0 ** x, None), 'neg': (lambda x: -x, None),
@@ -397,8 +399,9 @@ def test_the_timed_steps_do_the_same_arithmetic():
     unfused = unfused_step(ours, xs, ys)
     assert unfused.data == mg_loss.data                     # node for node: the same loss, to the last bit
     # the same gradients, up to the order in which the two engines add up each one's contributions
-    assert all(math.isclose(p.grad, q.grad, rel_tol=1e-12, abs_tol=1e-15) for p, q in zip(ours.parameters(), theirs.parameters()))
+    pairs = list(zip(ours.parameters(), theirs.parameters()))
+    assert all(math.isclose(p.grad, q.grad, rel_tol=1e-12, abs_tol=1e-15) for p, q in pairs)
     fused, _ = demo_step(ours, xs, ys)
     assert math.isclose(fused.data, mg_loss.data, rel_tol=1e-12)
-    assert all(math.isclose(p.grad, q.grad, rel_tol=1e-9, abs_tol=1e-12) for p, q in zip(ours.parameters(), theirs.parameters()))
+    assert all(math.isclose(p.grad, q.grad, rel_tol=1e-9, abs_tol=1e-12) for p, q in pairs)
     assert len(topo_sort(fused)) < len(topo_sort(unfused)) < len(topo_sort(mg_loss))

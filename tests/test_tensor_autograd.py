@@ -12,8 +12,8 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 from exp.nb_00 import test_eq as check_eq, test_fail as check_fails, test_near as check_near  # renamed: pytest would collect test_*
 import exp.nb_10a
-from exp.nb_10a import (Function, Mul, Tensor, compare_with_torch, gradcheck, is_grad_enabled, no_grad, tensor_cross_entropy,
-                        tensor_topo_sort, unbroadcast)
+from exp.nb_10a import (Function, Mul, Tensor, compare_with_torch, gradcheck, is_grad_enabled, no_grad,
+                        tensor_cross_entropy, tensor_topo_sort, unbroadcast)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -378,7 +378,7 @@ def index_parts(shape):
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
-@given(array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4).flatmap(lambda s: st.tuples(st.just(s), index_parts(s))))
+@given(array_shapes(min_dims=1, max_dims=3, max_side=4).flatmap(lambda s: st.tuples(st.just(s), index_parts(s))))
 def test_getitem_matches_torch_for_any_index(case):
     shape, index = case
     check_index_grad(randn(shape, len(shape)), index)
@@ -492,7 +492,8 @@ UNARY_CASES = {
     'pow 0': lambda x: x ** 0, 'pow 1': lambda x: x ** 1, 'exp': lambda x: x.exp(), 'log': lambda x: x.log(),
     'relu': lambda x: x.relu(), 'relu then mul 0': lambda x: x.relu() * 0., 'exp then mul 0': lambda x: x.exp() * 0.,
     'matmul': lambda x: x @ x.T, 'sum': lambda x: x.sum(1), 'mean': lambda x: x.mean(0),
-    'reshape': lambda x: x.reshape(2, 8), 'transpose': lambda x: x.transpose(0, 1), 'getitem': lambda x: x[[0, 0, 2], 1:],
+    'reshape': lambda x: x.reshape(2, 8), 'transpose': lambda x: x.transpose(0, 1),
+    'getitem': lambda x: x[[0, 0, 2], 1:],
     'logsumexp': lambda x: x.logsumexp(1), 'logsumexp dim 0': lambda x: x.logsumexp(0, keepdim=True),
     'log_softmax': lambda x: x.log_softmax(-1), 'log_softmax dim 0': lambda x: x.log_softmax(0),
 }
@@ -519,7 +520,8 @@ def test_relu_at_nan_like_torch():
 
 
 def test_cross_entropy_with_nan_and_infinite_logits_like_torch():
-    logits = torch.tensor([[NAN, 0., 1.], [INF, 0., 1.], [-INF, 0., 1.], [0., -INF, -INF], [2., 1., 0.]], dtype=torch.float64)
+    logits = torch.tensor([[NAN, 0., 1.], [INF, 0., 1.], [-INF, 0., 1.], [0., -INF, -INF], [2., 1., 0.]],
+                          dtype=torch.float64)
     target = torch.tensor([1, 0, 2, 0, 1])
     same_as_torch(tensor_cross_entropy, logits, target, torch_f=F.cross_entropy)
 
