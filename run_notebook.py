@@ -10,22 +10,50 @@
 Each notebook runs with its own folder as working directory. The first failing cell stops
 that notebook: its number, source and error are printed. Without --keep_going the run stops
 there too. A summary table closes every run; the exit status is non-zero if anything failed.
+Ctrl-C stops the whole run: the kernel is shut down, no notebook is written, exit status 130.
+
+--save also records, in the notebook's metadata under 'course', the mode it ran in, a digest
+of its code and of the exp modules it imports (`code_digest`), and its headline results, so a
+test can tell when saved outputs are stale (tests/test_saved_outputs.py).
 """
-import os, re, subprocess, sys, time
+import ast, asyncio, hashlib, os, re, signal, subprocess, sys, time
 from pathlib import Path
 
+def interrupted_while_loading(*_):
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
+
+if __name__ == '__main__': signal.signal(signal.SIGINT, interrupted_while_loading)   # the imports below take seconds
+
 import fire, nbformat
+from IPython.core.inputtransformer2 import TransformerManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from notebook2script import ROOT, numbered_notebooks
+from exp.nb_00 import HEADLINE_MIME
+from notebook2script import ROOT, numbered_notebooks, parse_flag, write_atomic
 
 QUICK_ENV = 'COURSE_QUICK'   # read by exp.nb_00.is_quick()
 ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
+EXP_MODULE = re.compile(r'exp\.(nb_\w+)')
 
 
 class RunFailure(Exception):
     "A notebook could not be run to the end; the message says where and why."
+
+
+class Client(NotebookClient):
+    "nbclient's client, except that Ctrl-C cancels the run: nbclient's own handler kills the kernel under it."
+    interrupted = False
+
+    async def async_start_new_kernel(self, **kwargs):
+        # nbclient has just set its SIGINT handler and has not awaited since, so none can have fired: replace it.
+        task = asyncio.current_task()
+        def interrupt():
+            self.interrupted, self.shutdown_kernel = True, 'immediate'
+            if not task.cancelling(): task.cancel()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupt)
+        await super().async_start_new_kernel(**kwargs)
 
 
 def kernel_env(quick, root):
@@ -37,7 +65,7 @@ def kernel_env(quick, root):
 def describe_failure(path, nb, index, error):
     "The notebook, cell number (counting every cell from 1), the cell's source and the error."
     cell = nb.cells[index]
-    source = '\n'.join('    | ' + line for line in cell.source.splitlines())
+    source = '\n'.join('    | ' + line for line in cell.source.split('\n'))
     return f"{path.name}, cell {index + 1}:\n{source}\n{error}"
 
 
@@ -50,31 +78,33 @@ def error_text(cell):
 
 
 def execute(path, quick=False, timeout=1800, root=ROOT):
-    "Run one notebook in a fresh kernel; return it with its outputs, or raise RunFailure."
+    "Run one notebook in a fresh kernel; return it with its outputs, or raise RunFailure (KeyboardInterrupt on Ctrl-C)."
     try:
         nb = nbformat.read(path, as_version=4)
     except FileNotFoundError:
         raise RunFailure(f"{path}: no such notebook") from None
     except Exception as e:
         raise RunFailure(f"{path}: not a valid notebook ({type(e).__name__}: {str(e).splitlines()[0]})") from None
-    client = NotebookClient(nb, kernel_name='python3', timeout=timeout, record_timing=False,
-                            resources={'metadata': {'path': str(path.parent)}})
+    client = Client(nb, kernel_name='python3', timeout=timeout, record_timing=False,
+                    resources={'metadata': {'path': str(path.parent)}})
     current = {'index': 0}
     client.on_cell_start = lambda cell, cell_index: current.update(index=cell_index)
     saved = {k: os.environ.get(k) for k in kernel_env(quick, root)}
     os.environ.update(kernel_env(quick, root))   # the kernel inherits this process's environment
     try:
         # The kernel's own log (not the notebook's output, which comes over IOPub) is noise here.
-        client.execute(stderr=subprocess.DEVNULL)
-    except CellTimeoutError:
-        raise RunFailure(describe_failure(path, nb, current['index'], f"Timeout: the cell ran longer than {timeout} s (raise --timeout)")) from None
-    except DeadKernelError as e:
-        raise RunFailure(describe_failure(path, nb, current['index'], f"The kernel died: {e}")) from None
-    except CellExecutionError as e:
-        i = current['index']
-        raise RunFailure(describe_failure(path, nb, i, error_text(nb.cells[i]) or ANSI.sub('', str(e)))) from None
-    except Exception as e:
-        raise RunFailure(f"{path.name}: could not run ({type(e).__name__}: {e})") from None
+        asyncio.run(client.async_execute(stderr=subprocess.DEVNULL))
+    except BaseException as e:
+        if client.interrupted or isinstance(e, KeyboardInterrupt): raise KeyboardInterrupt from None
+        if isinstance(e, CellTimeoutError):
+            raise RunFailure(describe_failure(path, nb, current['index'], f"Timeout: the cell ran longer than {timeout} s (raise --timeout)")) from None
+        if isinstance(e, DeadKernelError):
+            raise RunFailure(describe_failure(path, nb, current['index'], f"The kernel died: {e}")) from None
+        if isinstance(e, CellExecutionError):
+            i = current['index']
+            raise RunFailure(describe_failure(path, nb, i, error_text(nb.cells[i]) or ANSI.sub('', str(e)))) from None
+        if isinstance(e, Exception): raise RunFailure(f"{path.name}: could not run ({type(e).__name__}: {e})") from None
+        raise
     finally:
         for k, v in saved.items():
             if v is None: os.environ.pop(k, None)
@@ -82,68 +112,147 @@ def execute(path, quick=False, timeout=1800, root=ROOT):
     return nb
 
 
-def scrub(text, nb_dir, root):
-    "Replace machine paths in an output with portable ones (relative to the notebook where possible)."
-    for path, short in ((str(nb_dir), '.'), (str(root), os.path.relpath(root, nb_dir)),
-                        (sys.prefix, '<python>'), (str(Path.home()), '~')):
-        text = text.replace(path, short)
-    return text
+def path_scrubber(nb_dir, root):
+    "A function that replaces machine paths by portable ones: whole paths only, never a bare `/`."
+    short = {}
+    for path, name in ((nb_dir, '.'), (root, os.path.relpath(root, nb_dir)), (sys.prefix, '<python>'), (Path.home(), '~')):
+        for spelling in {str(Path(path)), os.path.realpath(path)}:
+            if Path(spelling).parent != Path(spelling): short.setdefault(spelling, name)
+    if not short: return lambda text: text
+    longest_first = '|'.join(map(re.escape, sorted(short, key=len, reverse=True)))
+    # A path starts after a character that cannot be part of a path (or after a colour code, in tracebacks)
+    # and ends where no name character follows: `/x/nbs` is not the start of `/x/nbs_backup`.
+    pattern = re.compile(rf'(^|[^\w.~/-]|\x1b\[[0-9;]*m)({longest_first})(?![\w~-]|\.\w)')
+    return lambda text: pattern.sub(lambda m: m[1] + short[m[2]], text)
 
 
-def clean(nb, nb_dir, root):
-    "Strip what changes from run to run: execution counts, timings, machine paths."
-    nb.metadata = {'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'},
-                   'language_info': {'name': 'python'}}
+def scrub_value(value, scrub):
+    "Scrub every string in an output value (a string, or the lists and dicts of JSON output)."
+    if isinstance(value, str): return scrub(value)
+    if isinstance(value, list): return [scrub_value(v, scrub) for v in value]
+    if isinstance(value, dict): return {k: scrub_value(v, scrub) for k, v in value.items()}
+    return value
+
+
+def is_text(mime):
+    "Text and JSON outputs; the rest (image/png, ...) are base64 data that no path can be in."
+    return mime.startswith('text/') or mime in ('image/svg+xml', 'application/javascript') or mime.endswith('json')
+
+
+def imported_exp_modules(source):
+    "The exp modules a cell or module imports, by name: `from exp.nb_03 import *`, `import exp.nb_03 as m`, `from exp import nb_03`."
+    try: tree = ast.parse(TransformerManager().transform_cell(source))   # magics become Python calls
+    except SyntaxError: return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import): names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            module = 'exp' + (f'.{node.module}' if node.module else '') if node.level == 1 else node.module or ''
+            names |= {module} | {f'{module}.{alias.name}' for alias in node.names}
+    return {m[1] for name in names if (m := EXP_MODULE.fullmatch(name))}
+
+
+def code_digest(nb, root):
+    "sha256 of what a notebook's outputs depend on: its code cells, and every exp module they import (transitively)."
+    sources = [cell.source for cell in nb.cells if cell.cell_type == 'code']
+    digest = hashlib.sha256()
+    for source in sources: digest.update(b'cell %d\n' % len(source.encode()) + source.encode())
+    modules, todo = {}, set().union(*map(imported_exp_modules, sources))
+    while todo:
+        name = todo.pop()
+        path = Path(root) / 'exp' / f'{name}.py'
+        modules[name] = path.read_bytes() if path.is_file() else b'(missing)'
+        todo |= imported_exp_modules(modules[name].decode('utf-8', 'replace')) - set(modules)
+    for name, text in sorted(modules.items()): digest.update(f'module {name} {len(text)}\n'.encode() + text)
+    return digest.hexdigest()
+
+
+def headlines(nb):
+    "The headline results the notebook displayed (exp.nb_00.check_headline), in order."
+    return [{key: out.data[HEADLINE_MIME].get(key) for key in ('result', 'ok', 'bar')}
+            for cell in nb.cells if cell.cell_type == 'code' for out in cell.outputs if HEADLINE_MIME in out.get('data', {})]
+
+
+def clean(nb, nb_dir, root, quick=False):
+    "Strip what changes from run to run (execution counts, timings, machine paths); record how the outputs were made."
+    scrub = path_scrubber(nb_dir, root)
     for cell in nb.cells:
         cell.metadata.pop('execution', None)
         if cell.cell_type != 'code': continue
         cell.execution_count = None
         for out in cell.outputs:
             if 'execution_count' in out: out.execution_count = None
-            if 'text' in out: out.text = scrub(out.text, nb_dir, root)
-            for key in ('text/plain', 'text/html'):
-                if key in out.get('data', {}): out.data[key] = scrub(out.data[key], nb_dir, root)
+            for key in ('text', 'evalue', 'traceback'):
+                if key in out: out[key] = scrub_value(out[key], scrub)
+            for mime in [m for m in out.get('data', {}) if is_text(m)]: out.data[mime] = scrub_value(out.data[mime], scrub)
+    nb.metadata = {'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'},
+                   'language_info': {'name': 'python'},
+                   'course': {'mode': 'quick' if quick else 'full', 'digest': code_digest(nb, root), 'headlines': headlines(nb)}}
     return nb
 
 
-def write_back(nb, path, root):
-    tmp = path.with_name(f'.{path.name}.tmp')
-    nbformat.write(clean(nb, path.parent, root), tmp)
-    os.replace(tmp, path)
+def write_back(nb, path, root, quick):
+    text = nbformat.writes(clean(nb, path.parent, root, quick))
+    write_atomic(path, text if text.endswith('\n') else text + '\n')
 
 
-def run(*notebooks, quick=False, save=False, timeout=1800, keep_going=False, root=str(ROOT)):
-    root = Path(root).resolve()
-    paths = [Path(n).resolve() for n in notebooks] or numbered_notebooks(root / 'nbs')
+def parse_timeout(value):
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0: return value
+    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0: return int(value)
+    raise ValueError(f"--timeout {value!r}: expected a whole number of seconds, at least 1")
+
+
+def course_root(path):
+    "The course a notebook belongs to: X for X/nbs/NN_name.ipynb. Its kernel imports X/exp."
+    return path.parent.parent if path.parent.name == 'nbs' else ROOT
+
+
+def run(*notebooks, quick=False, save=False, timeout=1800, keep_going=False, root=None):
+    try:
+        quick, save, keep_going = (parse_flag(n, v) for n, v in [('quick', quick), ('save', save), ('keep_going', keep_going)])
+        timeout = parse_timeout(timeout)
+    except ValueError as e:
+        print(f"run_notebook: {e}", file=sys.stderr)
+        sys.exit(2)
+    paths = [Path(n).resolve() for n in notebooks] or numbered_notebooks(Path(root or ROOT).resolve() / 'nbs')
     if not paths:
-        print(f"run_notebook: no numbered notebooks in {root / 'nbs'}", file=sys.stderr)
+        print(f"run_notebook: no numbered notebooks in {Path(root or ROOT).resolve() / 'nbs'}", file=sys.stderr)
         sys.exit(1)
     results, failed = [], False
-    for path in paths:
-        if failed and not keep_going:
-            results.append((path.name, 'not run', 0.0)); continue
-        print(f"running {path.name}{' (quick)' if quick else ''} ...", flush=True)
-        start = time.perf_counter()
-        try:
-            nb = execute(path, quick=quick, timeout=timeout, root=root)
-            if save: write_back(nb, path, root)
-            status = 'ok'
-        except RunFailure as e:
-            print(f"FAILED {e}\n", file=sys.stderr, flush=True)
-            status, failed = 'FAILED', True
-        results.append((path.name, status, time.perf_counter() - start))
+    try:
+        for path in paths:
+            if failed and not keep_going:
+                results.append((path.name, 'not run', 0.0)); continue
+            print(f"running {path.name}{' (quick)' if quick else ''} ...", flush=True)
+            start, course = time.perf_counter(), Path(root).resolve() if root else course_root(path)
+            try:
+                nb = execute(path, quick=quick, timeout=timeout, root=course)
+                if save: write_back(nb, path, course, quick)
+                status = 'ok'
+            except RunFailure as e:
+                print(f"FAILED {e}\n", file=sys.stderr, flush=True)
+                status, failed = 'FAILED', True
+            results.append((path.name, status, time.perf_counter() - start))
+    except KeyboardInterrupt:
+        rest = paths[len(results):]
+        results += [(p.name, 'not run' if i else 'interrupted', 0.0) for i, p in enumerate(rest)]
+        print(f"{summary(results, quick)}\ninterrupted (Ctrl-C): the kernel was shut down"
+              f"{f'; {rest[0].name} was not written' if rest else ''}", flush=True)
+        sys.exit(130)
     print(summary(results, quick))
     if failed: sys.exit(1)
 
 
 def summary(results, quick):
     width = max(len(name) for name, *_ in results)
-    lines = [f"{'notebook':<{width}}  status   seconds  ({'quick' if quick else 'full'} mode)"]
-    lines += [f"{name:<{width}}  {status:<7}  {secs:7.1f}" for name, status, secs in results]
+    lines = [f"{'notebook':<{width}}  status       seconds  ({'quick' if quick else 'full'} mode)"]
+    lines += [f"{name:<{width}}  {status:<11}  {secs:7.1f}" for name, status, secs in results]
     return '\n'.join(lines)
 
 
-def main(): fire.Fire(run)
+def main():
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # Ctrl-C is a KeyboardInterrupt again, caught by run()
+    fire.Fire(run)
 
 
 if __name__ == '__main__': main()

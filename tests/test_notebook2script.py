@@ -1,11 +1,11 @@
 "Edge cases of the exporter, on notebooks built here with nbformat."
-import os
+import os, re, shutil, signal, stat, subprocess, sys
 from pathlib import Path
 
 import pytest
 
 import notebook2script as n2s
-from conftest import make_notebook, run_cli
+from conftest import ROOT, make_notebook, run_cli
 
 
 def export(course, *args):
@@ -51,7 +51,7 @@ def test_export_is_deterministic_and_leaves_no_temp_files(course):
     os.utime(course / 'nbs/00_a.ipynb')
     export(course)
     assert (course / 'exp/nb_00.py').read_bytes() == first
-    assert sorted(p.name for p in (course / 'exp').iterdir()) == ['__init__.py', 'nb_00.py']
+    assert sorted(p.name for p in (course / "exp").iterdir()) == ["INDEX.md", "__init__.py", "nb_00.py"]
 
 
 def test_numbers_compare_as_numbers():
@@ -148,7 +148,6 @@ def test_exported_module_imports_and_chains(course):
     make_notebook(course / 'nbs/00_base.ipynb', '#export\ndef double(x): return 2 * x')
     make_notebook(course / 'nbs/01_next.ipynb', '#export\nfrom exp.nb_00 import *\ndef quad(x): return double(double(x))')
     assert export(course).returncode == 0
-    import subprocess, sys
     out = subprocess.run([sys.executable, '-c', 'from exp.nb_01 import *; print(quad(3))'], cwd=course,
                          capture_output=True, text=True)
     assert out.stdout.strip() == '12', out.stderr
@@ -157,3 +156,272 @@ def test_exported_module_imports_and_chains(course):
 def test_the_real_course_is_in_sync():
     result = run_cli('notebook2script.py', '--check')
     assert result.returncode == 0, result.stderr
+
+
+# ---- issue 10 item 6: the exported code is the cell's code, byte for byte ----
+
+@pytest.mark.parametrize('special', ['\x0c', '\x1d', '\u2028', '\x1c', '\x85', '\u2029', '\x0b'])
+def test_exported_code_is_the_cells_code_byte_for_byte(course, special):
+    body = f'\n\nS = "a{special}b"\nT = """x{special}\ny"""\n\ndef f():\n    return S'
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\n' + body)
+    result = export(course)
+    assert result.returncode == 0, result.stderr
+    text = (course / 'exp/nb_01.py').read_bytes().decode('utf-8')
+    assert text.endswith(f'# nbs/01_a.ipynb, cell 1\n{body}\n')
+    out = subprocess.run([sys.executable, '-c', 'from exp.nb_01 import S, T; print(ascii(S), ascii(T))'],
+                         cwd=course, capture_output=True, text=True)
+    assert out.stdout.split() == [ascii(f'a{special}b'), ascii(f'x{special}\ny')], out.stderr
+
+
+# ---- issue 10 item 7: IPython's own transformer decides what is a magic ----
+
+@pytest.mark.parametrize('body, name, value', [
+    ('odd = [n for n in range(5) if (n\n% 2 == 1)]', 'odd', [1, 3]),
+    ('a, b = 1, 2\ndiffer = (a\n!= b)', 'differ', True),
+    ('def f():\n    """Docstring.\n%timeit is a magic\n!ls is a shell escape\n"""\n    return 1\nF = f.__doc__', 'F',
+     'Docstring.\n%timeit is a magic\n!ls is a shell escape\n'),
+    ("S = '''\n%%time\n'''", 'S', '\n%%time\n'),
+    ('x = 7 \\\n  % 4', 'x', 3),
+])
+def test_valid_python_that_looks_like_magic_is_exported(course, body, name, value):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\n' + body)
+    result = export(course)
+    assert result.returncode == 0, result.stderr
+    out = subprocess.run([sys.executable, '-c', f'from exp.nb_01 import {name}; print(repr({name}))'],
+                         cwd=course, capture_output=True, text=True)
+    assert out.stdout.strip() == repr(value), out.stderr
+
+
+@pytest.mark.parametrize('bad, line', [
+    ('#export\n%timeit 1 + 1', 2),
+    ('#export\n%%time\nx = 1', 2),
+    ('#export\nx = 1\n!pip install torch', 3),
+    ('#export\nfiles = !ls', 2),
+    ('#export\nif True:\n    !ls', 3),
+    ('#export\nlen?', 2),
+    ('#export\nfiles = %sx ls', 2),
+])
+def test_real_magics_are_refused_with_notebook_cell_and_line(course, bad, line):
+    make_notebook(course / 'nbs/01_bad.ipynb', 'x = 0', bad)
+    result = export(course)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert f'nbs/01_bad.ipynb, cell 2, line {line}: IPython magic or shell line' in result.stderr
+    assert not (course / 'exp/nb_01.py').exists()
+
+
+# ---- issue 10 item 8: what an export removes, it says; --check and the export agree ----
+
+def listed(stream, prefix):
+    "exp/... paths on the lines that start with prefix."
+    return sorted(re.search(r'exp/\S+', line)[0] for line in stream.splitlines() if line.strip().startswith(prefix))
+
+
+def test_a_notebook_that_stops_exporting_loses_its_module_with_a_word(course):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
+    make_notebook(course / 'nbs/02_b.ipynb', '#export\nB = 1')
+    assert export(course).returncode == 0
+    make_notebook(course / 'nbs/02_b.ipynb', 'B = 1')
+    result = run_cli('notebook2script.py', course / 'nbs/02_b.ipynb')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ['removed exp/nb_02.py (nbs/02_b.ipynb has no export cells)', 'wrote exp/INDEX.md']
+    assert not (course / 'exp/nb_02.py').exists() and (course / 'exp/nb_01.py').exists()
+
+
+def test_an_orphan_module_is_removed_by_a_full_export_and_said(course):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
+    assert export(course).returncode == 0
+    (course / 'exp/nb_07.py').write_text('# AUTOGENERATED by notebook2script.py from nbs/07_gone.ipynb.\n')
+    (course / 'exp/nb_08.py').write_text('# written by hand, not generated\n')
+    assert export(course, '--upto', '01').stdout == ''            # part of the course: orphans stay
+    result = export(course)
+    assert 'removed exp/nb_07.py (no notebook behind it)' in result.stdout.splitlines()
+    assert not (course / 'exp/nb_07.py').exists() and (course / 'exp/nb_08.py').exists()
+
+
+def test_check_then_export_then_check_agree(course):
+    for name in ['01_a', '02_b', '03_c']: make_notebook(course / f'nbs/{name}.ipynb', f'#export\nX = {name!r}')
+    assert export(course).returncode == 0
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\nX = 2')                     # stale
+    make_notebook(course / 'nbs/02_b.ipynb', 'X = 2')                              # exports nothing now
+    (course / 'exp/nb_03.py').unlink()                                             # missing
+    make_notebook(course / 'nbs/04_d.ipynb', '#export\nY = 1')                     # new
+    (course / 'exp/nb_09.py').write_text('# AUTOGENERATED by notebook2script.py from nbs/09_x.ipynb.\n')  # orphan
+    (course / 'exp/nb_05.py').write_text('# hand-written, no notebook\n')          # not ours: left alone
+    check = export(course, '--check')
+    assert check.returncode != 0
+    reported = listed(check.stderr, ('stale', 'missing', 'orphan'))
+    assert reported == ['exp/INDEX.md', 'exp/nb_01.py', 'exp/nb_02.py', 'exp/nb_03.py', 'exp/nb_04.py', 'exp/nb_09.py']
+    done = export(course)
+    assert done.returncode == 0 and listed(done.stdout, ('wrote', 'removed')) == reported
+    assert export(course, '--check').returncode == 0
+    assert export(course).stdout == ''                                             # nothing left to do
+
+
+# ---- issue 10 item 9: written files have the usual permissions; temporaries never show up in git ----
+
+@pytest.mark.parametrize('umask, mode', [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_modules_are_written_with_the_umasks_permissions(course, umask, mode):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
+    (course / 'exp/nb_01.py').write_text('old')                    # replaced, not rewritten in place
+    subprocess.run([sys.executable, str(ROOT / 'notebook2script.py'), '--root', str(course)], check=True,
+                   preexec_fn=lambda: os.umask(umask), capture_output=True)
+    assert stat.S_IMODE((course / 'exp/nb_01.py').stat().st_mode) == mode
+    assert stat.S_IMODE((course / 'exp/INDEX.md').stat().st_mode) == mode
+
+
+def test_a_killed_export_leaves_nothing_git_would_show(course):
+    git = lambda *args: subprocess.run(['git', *args], cwd=course, capture_output=True, text=True, check=True).stdout
+    shutil.copy(ROOT / '.gitignore', course / '.gitignore')
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
+    (course / 'exp/__init__.py').write_text('')
+    git('init', '-q'); git('add', '.'); git('-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'nbs')
+    die_on_rename = ('import os, signal, sys, notebook2script as n2s\n'
+                     'n2s.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n'
+                     f'sys.argv = ["notebook2script.py", "--root", {str(course)!r}]; n2s.main()')
+    killed = subprocess.run([sys.executable, '-c', die_on_rename], cwd=ROOT, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL
+    assert [p.name for p in (course / 'exp').iterdir() if p.name.endswith('.tmp')]   # it did die mid-write
+    assert git('status', '--porcelain', '--untracked-files=all') == ''
+    assert export(course).returncode == 0                                 # the next export cleans up
+    assert sorted(p.name for p in (course / 'exp').iterdir()) == ['INDEX.md', '__init__.py', 'nb_01.py']
+
+
+# ---- issue 10 item 11: one clear line naming the path or cell, and a non-zero exit ----
+
+def in_process_export(course, capsys, *args):
+    "Run the exporter here (so a test can stand in for the file system); return (exit status, stderr)."
+    with pytest.raises(SystemExit) as exit:
+        sys.argv = ['notebook2script.py', *map(str, args), '--root', str(course)]
+        n2s.main(); sys.exit(0)
+    return exit.value.code, capsys.readouterr().err
+
+
+def test_read_only_exp_is_one_clear_line(course, monkeypatch, capsys):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
+    (course / 'exp/__init__.py').write_text('')
+    if os.geteuid() != 0:
+        (course / 'exp').chmod(0o555)
+    else:   # root writes anyway: refuse every write into exp/ the way a read-only folder does
+        real_open = open
+        def read_only_open(file, mode='r', *a, **kw):
+            if Path(file).parent == course / 'exp' and set(mode) & set('wxa'):
+                raise PermissionError(13, 'Permission denied', str(file))
+            return real_open(file, mode, *a, **kw)
+        monkeypatch.setattr('builtins.open', read_only_open)
+    try:
+        code, err = in_process_export(course, capsys)
+    finally:
+        (course / 'exp').chmod(0o755)
+    assert code != 0 and 'Traceback' not in err
+    assert err.splitlines()[0] == 'notebook2script: cannot write exp/nb_01.py: Permission denied'
+
+
+@pytest.mark.parametrize('what', ['not utf-8', 'directory'])
+def test_odd_files_in_exp_are_one_clear_line(course, what):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
+    target = course / 'exp/nb_03.py'
+    if what == 'directory': target.mkdir()
+    else: target.write_bytes(b'# caf\xe9 = 1\n')
+    for args in [(), ('--check',)]:
+        result = export(course, *args)
+        assert result.returncode != 0 and 'Traceback' not in result.stderr
+        first = result.stderr.splitlines()[0]
+        assert first.startswith('notebook2script: exp/nb_03.py: ') and (
+            'is a directory' in first if what == 'directory' else 'not UTF-8' in first)
+    assert not (course / 'exp/nb_01.py').exists()
+
+
+def test_a_root_without_notebooks_fails(tmp_path):
+    for root in [tmp_path / 'nonexistent', tmp_path]:
+        for args in [('--check',), ()]:
+            result = run_cli('notebook2script.py', '--root', root, *args)
+            assert result.returncode != 0 and 'Traceback' not in result.stderr, result.stdout
+            assert f'{root / "nbs"}: no numbered notebooks' in result.stderr
+
+
+def test_syntax_error_after_blank_lines_is_on_its_cell_line(course):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\n\n\nx = 1\n\ndef f(:\n    pass')
+    result = export(course)
+    assert result.returncode != 0 and 'nbs/01_a.ipynb, cell 1, line 6: syntax error' in result.stderr
+
+
+@pytest.mark.parametrize('value, expected', [(True, True), (False, False), (1, True), (0, False),
+                                             ('yes', True), ('no', False), ('True', True), ('false', False),
+                                             ('1', True), ('0', False), (' No ', False)])
+def test_flags_read_the_usual_words(value, expected):
+    assert n2s.parse_flag('quick', value) is expected
+
+
+@pytest.mark.parametrize('value', ['maybe', '', 2, 'nein', 0.5])
+def test_other_flag_values_are_refused_by_name(value):
+    with pytest.raises(ValueError, match=rf"--quick {re.escape(repr(value))}: expected true/false, yes/no or 1/0"):
+        n2s.parse_flag('quick', value)
+
+
+def test_check_flag_no_means_no(course):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
+    assert export(course, '--check=no').returncode == 0 and (course / 'exp/nb_01.py').exists()
+    result = export(course, '--check=perhaps')
+    assert result.returncode != 0 and "--check 'perhaps'" in result.stderr and 'Traceback' not in result.stderr
+
+
+# ---- issue 9 item 8: an index of every exported name, kept in sync by --check ----
+
+def index_rows(course):
+    return [line for line in (course / 'exp/INDEX.md').read_text().splitlines() if line.startswith('| `')]
+
+
+def test_index_lists_every_exported_name_once_with_its_cell(course):
+    make_notebook(course / 'nbs/00_base.ipynb', 'md:# Base',
+                  '#export\nimport math\nfrom os import path\nSEED = 42\n_private = 1\ndef double(x): return 2 * x',
+                  'not_exported = 1',
+                  '#export\nclass Learner:\n    def fit(self): pass\nsquare = lambda x: x * x\nA, (B, C) = 1, (2, 3)\n'
+                  'n: int = 3\nSEED = 7\ntwice = double\nAgent = Learner\nif True:\n    def maybe(): pass\ntry:\n    import numpy\n'
+                  'except ImportError:\n    numpy = None\ns = """\n# nbs/09_fake.ipynb, cell 99\n"""\nD = 4')
+    make_notebook(course / 'nbs/01_next.ipynb', '#export\nfrom exp.nb_00 import *\n__all__ = ["quad", "_helper"]\n'
+                  'def quad(x): return double(double(x))\ndef _helper(): pass\ndef hidden(): pass')
+    assert export(course).returncode == 0
+    where = lambda n, c: f'[`exp/nb_{n}.py`](nb_{n}.py) | [`nbs/{n}_{"base" if n == "00" else "next"}.ipynb`]' \
+                         f'(../nbs/{n}_{"base" if n == "00" else "next"}.ipynb), cell {c} |'
+    assert index_rows(course) == [
+        f'| `_helper` | function | {where("01", 1)}',
+        f'| `A` | constant | {where("00", 4)}',
+        f'| `Agent` | class | {where("00", 4)}',     # an alias keeps its kind
+        f'| `B` | constant | {where("00", 4)}',
+        f'| `C` | constant | {where("00", 4)}',
+        f'| `D` | constant | {where("00", 4)}',     # after a string that looks like a cell comment
+        f'| `double` | function | {where("00", 2)}',
+        f'| `Learner` | class | {where("00", 4)}',
+        f'| `maybe` | function | {where("00", 4)}',
+        f'| `n` | constant | {where("00", 4)}',
+        f'| `numpy` | constant | {where("00", 4)}',
+        f'| `quad` | function | {where("01", 1)}',
+        f'| `s` | constant | {where("00", 4)}',
+        f'| `SEED` | constant | {where("00", 4)}',   # its last definition
+        f'| `square` | function | {where("00", 4)}',
+        f'| `twice` | function | {where("00", 4)}',
+    ]
+    assert export(course, '--check').returncode == 0
+
+
+def test_index_follows_single_exports_and_check_catches_a_stale_one(course):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\ndef f(): pass')
+    make_notebook(course / 'nbs/02_b.ipynb', '#export\ndef g(): pass')
+    assert export(course).returncode == 0
+    make_notebook(course / 'nbs/02_b.ipynb', '#export\ndef h(): pass')
+    result = run_cli('notebook2script.py', course / 'nbs/02_b.ipynb')
+    assert result.stdout.splitlines() == ['wrote exp/nb_02.py', 'wrote exp/INDEX.md']
+    assert [row.split(' | ')[0] for row in index_rows(course)] == ['| `f`', '| `h`']
+    index = course / 'exp/INDEX.md'
+    index.write_text(index.read_text().replace('`h`', '`hh`'))
+    check = export(course, '--check')
+    assert check.returncode != 0 and 'stale:   exp/INDEX.md' in check.stderr
+    assert run_cli('notebook2script.py', course / 'nbs/01_a.ipynb').stdout == 'wrote exp/INDEX.md\n'
+    assert export(course, '--check').returncode == 0
+
+
+def test_an_all_that_is_not_a_list_of_strings_is_refused(course):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\ndef f(): pass\n__all__ = [name for name in dir()]')
+    result = export(course)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert 'exp/nb_01.py: __all__ must be a list of strings' in result.stderr

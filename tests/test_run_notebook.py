@@ -1,10 +1,11 @@
 "The runner: failures reported with notebook, cell, source and error; quick mode; clean --save."
-import json, os, re
+import os, re, signal, subprocess, sys, time
 from pathlib import Path
 
 import nbformat, pytest
 
-from conftest import make_notebook, run_cli
+import run_notebook as rn
+from conftest import ROOT, make_notebook, run_cli
 
 
 def run(*args, **kw):
@@ -98,7 +99,7 @@ def test_save_writes_outputs_with_clean_metadata(course):
     assert all(c.execution_count is None for c in saved.cells)
     assert all('execution_count' not in o or o.execution_count is None for c in saved.cells for o in c.outputs)
     assert any('image/png' in o.get('data', {}) for o in saved.cells[2].outputs)   # inline plot, no window
-    assert set(saved.metadata) == {'kernelspec', 'language_info'}
+    assert set(saved.metadata) == {'kernelspec', 'language_info', 'course'}
     first = nb.read_text()
     assert run(nb, '--save').returncode == 0
     assert nb.read_text() == first                         # a second run changes nothing
@@ -109,3 +110,107 @@ def test_failed_run_does_not_save(course):
     before = nb.read_text()
     assert run(nb, '--save').returncode != 0
     assert nb.read_text() == before
+
+
+# ---- issue 10 item 5: --save removes machine paths, whole prefixes at path boundaries only ----
+
+def saved_outputs(cell_outputs, nb_dir, root):
+    "Run clean() on one code cell holding these outputs; return the cleaned outputs."
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x', outputs=cell_outputs)])
+    return rn.clean(nb, nb_dir, root).cells[0].outputs
+
+
+def test_scrub_replaces_whole_paths_only_in_every_text_output(tmp_path, monkeypatch):
+    root, nb_dir = tmp_path / 'course', tmp_path / 'course/nbs'
+    monkeypatch.setenv('HOME', '/')                       # a home of / must not eat every slash
+    text = (f"epoch 3/10, https://a/b, {nb_dir}/data.txt, {nb_dir}_backup/file, {root}/exp/nb_01.py, "
+            f"'{nb_dir}', {nb_dir}. x{nb_dir}/y {root}.old {sys.prefix}/bin/python\n")
+    want = ("epoch 3/10, https://a/b, ./data.txt, ../nbs_backup/file, ../exp/nb_01.py, "   # not ._backup
+            f"'.', .. x{nb_dir}/y {root}.old <python>/bin/python\n")
+    new = nbformat.v4.new_output
+    outputs = saved_outputs([
+        new('stream', name='stdout', text=text),
+        new('display_data', data={'text/plain': text, 'text/html': f'<a href="{nb_dir}/f.png">{text}</a>',
+                                  'text/markdown': text, 'text/latex': text, 'image/svg+xml': f'<svg>{text}</svg>',
+                                  'application/json': {'path': text, 'list': [text, 3]}, 'image/png': 'iVBOR/a/b'}),
+        new('error', ename='OSError', evalue=text, traceback=[f'\x1b[0;32m{nb_dir}/x.py\x1b[0m in f()', text]),
+    ], nb_dir, root)
+    assert outputs[0].text == want
+    data = outputs[1].data
+    assert data['text/plain'] == data['text/markdown'] == data['text/latex'] == want
+    assert data['text/html'] == f'<a href="./f.png">{want}</a>' and data['image/svg+xml'] == f'<svg>{want}</svg>'
+    assert data['application/json'] == {'path': want, 'list': [want, 3]} and data['image/png'] == 'iVBOR/a/b'
+    assert outputs[2].evalue == want and outputs[2].traceback == ['\x1b[0;32m./x.py\x1b[0m in f()', want]
+
+
+def test_home_is_replaced_when_it_is_a_real_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path / 'me'))
+    out = saved_outputs([nbformat.v4.new_output('stream', name='stdout', text=f'{tmp_path}/me/.cache/x {tmp_path}/me2\n')],
+                        tmp_path / 'c/nbs', tmp_path / 'c')
+    assert out[0].text == f'~/.cache/x {tmp_path}/me2\n'
+
+
+# ---- issue 10 item 10: Ctrl-C stops the whole run at once ----
+
+@pytest.mark.parametrize('keep_going', [False, True])
+def test_ctrl_c_stops_the_run_shuts_the_kernel_and_touches_nothing(course, keep_going):
+    first = make_notebook(course / 'nbs/01_sleep.ipynb', 'import os\nopen("kernel.pid", "w").write(str(os.getpid()))',
+                          'import time\ntime.sleep(60)')
+    second = make_notebook(course / 'nbs/02_next.ipynb', 'open("ran.txt", "w").close()')
+    before = {p: p.read_bytes() for p in (first, second)}
+    args = ['--root', str(course), '--save'] + (['--keep_going'] if keep_going else [])
+    proc = subprocess.Popen([sys.executable, str(ROOT / 'run_notebook.py'), *args], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pid_file = course / 'nbs/kernel.pid'
+    deadline = time.monotonic() + 120
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert pid_file.exists(), proc.communicate()
+    time.sleep(1)                                            # the kernel is inside time.sleep(60)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 15                   # at once, not after the cell's 60 s
+    assert proc.returncode == 130, (out, err)
+    assert 'interrupted' in out + err
+    assert 'Traceback' not in err and 'Task exception' not in err and 'never retrieved' not in err, err
+    assert {p: p.read_bytes() for p in (first, second)} == before
+    assert not (course / 'nbs/ran.txt').exists()             # the rest of the run did not happen
+    assert not list(course.rglob('.*.tmp'))
+    kernel = int(pid_file.read_text())
+    for _ in range(50):
+        if not Path(f'/proc/{kernel}').exists() or 'Z' in Path(f'/proc/{kernel}/stat').read_text().split()[2]: break
+        time.sleep(0.2)
+    else:
+        os.kill(kernel, signal.SIGKILL)
+        pytest.fail(f'kernel {kernel} still running after the run ended')
+
+
+# ---- issue 10 item 11: --timeout and --quick values ----
+
+@pytest.mark.parametrize('flag, message', [('--timeout=abc', "--timeout 'abc': expected a whole number of seconds"),
+                                           ('--timeout=0', '--timeout 0: expected a whole number of seconds'),
+                                           ('--timeout=2.5', '--timeout 2.5: expected a whole number of seconds'),
+                                           ('--quick=maybe', "--quick 'maybe': expected true/false, yes/no or 1/0"),
+                                           ('--save=sometimes', "--save 'sometimes': expected true/false")])
+def test_bad_option_values_are_one_clear_line(course, flag, message):
+    nb = make_notebook(course / 'nbs/01_a.ipynb', 'open("ran.txt", "w").close()')
+    result = run(nb, flag)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr and 'TraitError' not in result.stderr
+    assert result.stderr.splitlines()[0].startswith(f'run_notebook: {message}')
+    assert not (course / 'nbs/ran.txt').exists()
+
+
+def test_quick_no_means_full_mode(course):
+    nb = make_notebook(course / 'nbs/01_q.ipynb', 'import os\nopen("mode.txt", "w").write(os.environ["COURSE_QUICK"])')
+    result = run(nb, '--quick=no', '--timeout=60')
+    assert result.returncode == 0, result.stderr
+    assert (course / 'nbs/mode.txt').read_text() == '0' and 'full mode' in result.stdout
+
+
+def test_a_notebook_given_by_path_imports_its_own_courses_exp(course):
+    (course / 'exp/__init__.py').write_text('')
+    (course / 'exp/nb_00.py').write_text('WHERE = "the tmp course"\n')
+    nb = make_notebook(course / 'nbs/01_a.ipynb', 'from exp.nb_00 import WHERE\nassert WHERE == "the tmp course", WHERE')
+    result = run(nb)
+    assert result.returncode == 0, result.stderr
