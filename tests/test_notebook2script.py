@@ -1,15 +1,25 @@
-"Edge cases of the exporter, on notebooks built here with nbformat."
-import os, re, shutil, signal, stat, subprocess, sys
+"""Edge cases of the exporter, on notebooks built here with nbformat. Most run its command line in this
+process (fire parses the same arguments); the tests that need a real process (umask, kill -9) start one."""
+import contextlib, io, os, re, shutil, signal, stat, subprocess, sys
 from pathlib import Path
 
-import pytest
+import fire, pytest
 
 import notebook2script as n2s
 from conftest import ROOT, make_notebook, run_cli
 
 
+def cli(*args):
+    "`python notebook2script.py ARGS`, run in this process: (returncode, stdout, stderr) like subprocess.run."
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: fire.Fire(n2s.export, command=[str(a) for a in args], name='notebook2script'); code = 0
+        except SystemExit as e: code = e.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 def export(course, *args):
-    return run_cli('notebook2script.py', *args, '--root', course)
+    return cli(*args, '--root', course)
 
 
 @pytest.mark.parametrize('marker', ['#export', '# export', '#|export', '#| export', '#EXPORT', '# Export  ', '  #export'])
@@ -221,7 +231,7 @@ def test_a_notebook_that_stops_exporting_loses_its_module_with_a_word(course):
     make_notebook(course / 'nbs/02_b.ipynb', '#export\nB = 1')
     assert export(course).returncode == 0
     make_notebook(course / 'nbs/02_b.ipynb', 'B = 1')
-    result = run_cli('notebook2script.py', course / 'nbs/02_b.ipynb')
+    result = cli(course / 'nbs/02_b.ipynb')
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ['removed exp/nb_02.py (nbs/02_b.ipynb has no export cells)', 'wrote exp/INDEX.md']
     assert not (course / 'exp/nb_02.py').exists() and (course / 'exp/nb_01.py').exists()
@@ -288,15 +298,7 @@ def test_a_killed_export_leaves_nothing_git_would_show(course):
 
 # ---- issue 10 item 11: one clear line naming the path or cell, and a non-zero exit ----
 
-def in_process_export(course, capsys, *args):
-    "Run the exporter here (so a test can stand in for the file system); return (exit status, stderr)."
-    with pytest.raises(SystemExit) as exit:
-        sys.argv = ['notebook2script.py', *map(str, args), '--root', str(course)]
-        n2s.main(); sys.exit(0)
-    return exit.value.code, capsys.readouterr().err
-
-
-def test_read_only_exp_is_one_clear_line(course, monkeypatch, capsys):
+def test_read_only_exp_is_one_clear_line(course, monkeypatch):
     make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
     (course / 'exp/__init__.py').write_text('')
     if os.geteuid() != 0:
@@ -309,11 +311,11 @@ def test_read_only_exp_is_one_clear_line(course, monkeypatch, capsys):
             return real_open(file, mode, *a, **kw)
         monkeypatch.setattr('builtins.open', read_only_open)
     try:
-        code, err = in_process_export(course, capsys)
+        result = export(course)
     finally:
         (course / 'exp').chmod(0o755)
-    assert code != 0 and 'Traceback' not in err
-    assert err.splitlines()[0] == 'notebook2script: cannot write exp/nb_01.py: Permission denied'
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[0] == 'notebook2script: cannot write exp/nb_01.py: Permission denied'
 
 
 @pytest.mark.parametrize('what', ['not utf-8', 'directory'])
@@ -409,14 +411,14 @@ def test_index_follows_single_exports_and_check_catches_a_stale_one(course):
     make_notebook(course / 'nbs/02_b.ipynb', '#export\ndef g(): pass')
     assert export(course).returncode == 0
     make_notebook(course / 'nbs/02_b.ipynb', '#export\ndef h(): pass')
-    result = run_cli('notebook2script.py', course / 'nbs/02_b.ipynb')
+    result = cli(course / 'nbs/02_b.ipynb')
     assert result.stdout.splitlines() == ['wrote exp/nb_02.py', 'wrote exp/INDEX.md']
     assert [row.split(' | ')[0] for row in index_rows(course)] == ['| `f`', '| `h`']
     index = course / 'exp/INDEX.md'
     index.write_text(index.read_text().replace('`h`', '`hh`'))
     check = export(course, '--check')
     assert check.returncode != 0 and 'stale:   exp/INDEX.md' in check.stderr
-    assert run_cli('notebook2script.py', course / 'nbs/01_a.ipynb').stdout == 'wrote exp/INDEX.md\n'
+    assert cli(course / 'nbs/01_a.ipynb').stdout == 'wrote exp/INDEX.md\n'
     assert export(course, '--check').returncode == 0
 
 

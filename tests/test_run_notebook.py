@@ -38,8 +38,8 @@ def test_first_failing_cell_reported_and_later_cells_not_run(course):
 
 
 def test_stops_at_first_failing_notebook_unless_keep_going(course):
-    bad = make_notebook(course / 'nbs/01_bad.ipynb', 'raise ValueError("boom")')
-    good = make_notebook(course / 'nbs/02_good.ipynb', 'open("ran.txt", "w").close()')
+    make_notebook(course / 'nbs/01_bad.ipynb', 'raise ValueError("boom")')
+    make_notebook(course / 'nbs/02_good.ipynb', 'open("ran.txt", "w").close()')
     result = run('--root', course)
     assert result.returncode != 0 and status(result, '02_good.ipynb') == 'not run'
     assert not (course / 'nbs/ran.txt').exists()
