@@ -11,12 +11,15 @@ The two engines start from the same weights, and the script checks that their lo
 agree. The process holds no torch (checked): the garbage collector walks every object a process
 holds, and torch's would slow micrograd down and flatter us.
 
-The steps take turns (`time_rounds` from exp/nb_00.py); ratios are medians of per-round ratios.
-With the collector on (Python's default), every timed step ends with `gc.collect()`, so that each
-engine pays for freeing its own garbage (micrograd's graph is all reference cycles) and leaves
-none for the next one. With the collector off, garbage piles up until the rounds are done.
+The steps take turns (`time_rounds` from exp/nb_00.py), once with this process's CPU time (the
+steadier measure on a shared machine, and the headline) and once with the wall clock; ratios are
+medians of per-round ratios. for freeing its own graph, and leaves no garbage for the next one's clock: ours is freed by
+reference counting as soon as the step's loss is dropped, inside the timed call; micrograd's graph
+is all reference cycles, which only the collector frees, so with the collector on (Python's
+default) its timed step ends with `gc.collect()`. With the collector off, micrograd's
+garbage piles up until the rounds are done.
 """
-import argparse, gc, json, platform, statistics, sys
+import argparse, gc, json, platform, statistics, sys, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -25,14 +28,26 @@ from exp.nb_10 import ScalarMLP, copy_weights, demo_step, make_moons, micrograd_
 from micrograd.nn import MLP as MicrogradMLP
 
 ENGINES = ['micrograd', 'ours, unfused', 'ours, dot/vsum']
+CLOCKS = {'cpu': time.process_time, 'wall': time.perf_counter}
 
 
 def collected(step):
-    "The step, then a full collection, on the same clock."
+    "The step, then a full collection, on the same clock: for an engine whose garbage only the collector can free."
     def run():
         step()
         gc.collect()
     return run
+
+
+def timed(steps, rounds, warmup, clock):
+    "Seconds per call of each step on `clock`, one per round: with the collector on, then (', gc off') off."
+    gc.collect()
+    on = time_rounds({**steps, 'micrograd': collected(steps['micrograd'])}, rounds=rounds, warmup=warmup, clock=clock)
+    gc.collect(); gc.disable()
+    try: off = time_rounds(steps, rounds=rounds, warmup=warmup, clock=clock)
+    finally:
+        gc.enable(); gc.collect()
+    return {**on, **{f'{name}, gc off': t for name, t in off.items()}}
 
 
 def main(rounds=7, warmup=1, points=100, json_path=None):
@@ -51,29 +66,27 @@ def main(rounds=7, warmup=1, points=100, json_path=None):
     nodes = {name: len(topo_sort(loss)) for name, loss in losses.items()}
     del losses
 
-    gc.collect()
-    on = time_rounds({name: collected(step) for name, step in steps.items()}, rounds=rounds, warmup=warmup)
-    gc.collect(); gc.disable()
-    try: off = time_rounds(steps, rounds=rounds, warmup=warmup)
-    finally:
-        gc.enable(); gc.collect()
-    times = {**on, **{f'{name}, gc off': t for name, t in off.items()}}
-    med = {name: statistics.median(t) for name, t in times.items()}
-    speedup = {name: {'vs micrograd': median_ratio(times, 'micrograd', name),
-                      'vs micrograd, gc off': median_ratio(times, 'micrograd, gc off', name)} for name in ENGINES}
+    clocks = {clock: timed(steps, rounds, warmup, CLOCKS[clock]) for clock in CLOCKS}
+    med = {clock: {name: statistics.median(t) for name, t in times.items()} for clock, times in clocks.items()}
+    speedup = {clock: {name: {'vs micrograd': median_ratio(times, 'micrograd', name),
+                              'vs micrograd, gc off': median_ratio(times, 'micrograd, gc off', name)} for name in ENGINES}
+               for clock, times in clocks.items()}
 
-    print(f'Python {platform.python_version()}, no torch in the process; {rounds} rounds, median seconds per demo step '
-          f'(forward over {points} points, zero_grad, backward)\n')
-    print('| engine | nodes per step | s/step, gc on | s/step, gc off | vs micrograd | vs micrograd with gc off |')
-    print('|---|---:|---:|---:|---:|---:|')
-    for name in ENGINES:
-        print(f"| {name} | {nodes[name]:,} | {med[name]:.4f} | {med[name + ', gc off']:.4f} | "
-              f"{speedup[name]['vs micrograd']:.1f}x | {speedup[name]['vs micrograd, gc off']:.2f}x |")
-    same, fused = speedup['ours, unfused'], speedup['ours, dot/vsum']
-    print(f"\nThe same arithmetic: {same['vs micrograd']:.1f}x faster than micrograd, "
-          f"{same['vs micrograd, gc off']:.2f}x than micrograd with its collector off (ours with the collector on). "
-          f"With dot/vsum: {fused['vs micrograd']:.0f}x and {fused['vs micrograd, gc off']:.1f}x.")
-    result = {'python': platform.python_version(), 'rounds': rounds, 'points': points, 'nodes': nodes, 'seconds': times,
+    print(f'Python {platform.python_version()}, no torch in the process; {rounds} rounds per clock, median seconds per '
+          f'demo step (forward over {points} points, zero_grad, backward)')
+    for clock, title in [('cpu', 'CPU time of the process (the steadier measure on a shared machine)'), ('wall', 'wall clock')]:
+        print(f'\n{title}:\n')
+        print('| engine | nodes per step | s/step, gc on | s/step, gc off | vs micrograd | vs micrograd with gc off |')
+        print('|---|---:|---:|---:|---:|---:|')
+        for name in ENGINES:
+            r = speedup[clock][name]
+            print(f"| {name} | {nodes[name]:,} | {med[clock][name]:.4f} | {med[clock][name + ', gc off']:.4f} | "
+                  f"{r['vs micrograd']:.1f}x | {r['vs micrograd, gc off']:.2f}x |")
+    same, fused = speedup['cpu']['ours, unfused'], speedup['cpu']['ours, dot/vsum']
+    print(f"\nCPU time: the same arithmetic is {same['vs micrograd']:.1f}x faster than micrograd, "
+          f"{same['vs micrograd, gc off']:.2f}x than micrograd with its collector off (ours with the collector on); "
+          f"with dot/vsum: {fused['vs micrograd']:.0f}x and {fused['vs micrograd, gc off']:.1f}x.")
+    result = {'python': platform.python_version(), 'rounds': rounds, 'points': points, 'nodes': nodes, 'seconds': clocks,
               'median_seconds': med, 'speedup': speedup}
     if json_path: Path(json_path).write_text(json.dumps(result, indent=1))
     return result

@@ -429,6 +429,7 @@ def _logsumexp(self, dim, keepdim=False):
     return LogSumExp.apply(self, dim, keepdim)
 
 Tensor.logsumexp = _logsumexp
+
 def _log_softmax(x, dim=-1):
     "x - logsumexp(x) as torch computes it: shift by the max, a constant, so that a row holding +inf or NaN gives NaN."
     shifted = x - x.data.amax(dim, keepdim=True)     # works on our Tensor and on a torch tensor alike
