@@ -2,11 +2,13 @@
 import os, random
 from collections import Counter
 import pytest, torch
+from hypothesis import given, settings, strategies as st
 from torch import nn
 import torch.nn.functional as F
 
 from exp.nb_11 import read_words, build_vocab, encode_word, bigram_pairs, bigram_counts, bigram_probs, sample_names
 from exp.nb_12 import split_words, build_dataset, init_mlp_lm, mlp_lm_logits, train_lm, split_losses
+from exp.nb_13 import Linear, BatchNorm1d, Tanh
 
 needs_data = pytest.mark.skipif(not os.environ.get('COURSE_DATA'), reason='needs the local data mirror (COURSE_DATA)')
 
@@ -123,7 +125,8 @@ def test_split_words_is_the_lectures_shuffle_and_leaves_the_input_alone():
     assert train + dev + test == expected
     assert (len(train), len(dev), len(test)) == (80, 10, 11)   # int(0.8 * 101), int(0.9 * 101) - 80, the rest
     assert words == [f'w{i}' for i in range(101)]
-    state = random.getstate(); split_words(words); assert random.getstate() == state   # its own generator
+    random.seed(123); state = random.getstate()
+    split_words(words); assert random.getstate() == state   # it has its own generator
     assert split_words(words, seed=1) != (train, dev, test)
 
 
@@ -198,3 +201,82 @@ def test_mlp_lm_has_11897_parameters_and_trains():
                            every=10, evaluate=lambda: split_losses(model, {'all': (X, Y)}))
     assert len(losses) == 30 and lrs == list(range(30)) and [s for s, _ in log] == [10, 20, 30]
     assert log[-1][1]['all'] < before
+
+
+# ---- 13: Linear, BatchNorm1d, Tanh
+
+def run_side_by_side(ours, theirs, n, c, steps, seed, dtype=torch.float64, tol=1e-10):
+    "Feed both the same batches, training then eval mode; outputs, input/gamma/beta gradients and running stats agree."
+    g = torch.Generator().manual_seed(seed)
+    ours, theirs = ours.to(dtype), theirs.to(dtype)
+    with torch.no_grad():
+        gamma, beta = torch.rand(c, generator=g, dtype=dtype) + 0.5, torch.randn(c, generator=g, dtype=dtype)
+        for m in (ours, theirs): m.weight.copy_(gamma); m.bias.copy_(beta)
+    shift, scale = 3 * torch.randn(c, generator=g, dtype=dtype), 4 * torch.rand(c, generator=g, dtype=dtype) + 0.1
+    close = lambda a, b: torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    for training in (True, False):
+        ours.train(training); theirs.train(training)
+        for _ in range(steps):
+            x = (torch.randn(n, c, generator=g, dtype=dtype) * scale + shift).requires_grad_()
+            x2 = x.detach().clone().requires_grad_()
+            gy = torch.randn(n, c, generator=g, dtype=dtype)
+            y, y2 = ours(x), theirs(x2)
+            close(y, y2)
+            (gy * y).sum().backward(); (gy * y2).sum().backward()
+            close(x.grad, x2.grad); close(ours.weight.grad, theirs.weight.grad); close(ours.bias.grad, theirs.bias.grad)
+            close(ours.running_mean, theirs.running_mean); close(ours.running_var, theirs.running_var)
+            ours.zero_grad(); theirs.zero_grad()
+    return ours
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 64), c=st.integers(1, 40), steps=st.integers(1, 6), seed=st.integers(0, 2**16),
+       momentum=st.sampled_from([0.1, 0.001, 0.5, 1.0]), eps=st.sampled_from([1e-5, 1e-3]))
+def test_batchnorm1d_matches_torch_in_train_and_eval(n, c, steps, seed, momentum, eps):
+    run_side_by_side(BatchNorm1d(c, eps=eps, momentum=momentum), nn.BatchNorm1d(c, eps=eps, momentum=momentum),
+                     n, c, steps, seed)
+
+
+def test_batchnorm1d_float32_defaults_and_running_stats_after_many_steps():
+    ours = run_side_by_side(BatchNorm1d(50), nn.BatchNorm1d(50), 32, 50, 20, 0, torch.float32, 1e-4)
+    assert ours.running_mean.shape == ours.running_var.shape == (50,)
+    assert ours.running_mean.abs().max() > 1 and (ours.running_var - 1).abs().max() > 1   # they really moved
+    assert [n for n, _ in ours.named_parameters()] == ['weight', 'bias']
+    assert [n for n, _ in ours.named_buffers()] == ['running_mean', 'running_var']
+
+
+def test_batchnorm1d_running_var_is_unbiased_and_momentum_weights_the_new_value():
+    x = torch.randn(8, 3, dtype=torch.float64) * 2 + 1
+    bn = BatchNorm1d(3).double()
+    y = bn(x)
+    torch.testing.assert_close(bn.running_mean, 0.1 * x.mean(0))
+    torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * x.var(0, unbiased=True))
+    torch.testing.assert_close(y, (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + 1e-5))
+
+
+def test_batchnorm1d_eval_uses_running_stats_and_a_training_batch_of_one_is_an_error():
+    bn = BatchNorm1d(4)
+    for _ in range(3): bn(torch.randn(16, 4) * 3 + 2)
+    bn.eval()
+    x = torch.randn(10, 4)
+    torch.testing.assert_close(bn(x)[2:3], bn(x[2:3]))
+    torch.testing.assert_close(bn(x), (x - bn.running_mean) / torch.sqrt(bn.running_var + 1e-5))
+    bn.train()
+    with pytest.raises(ValueError, match=r'a training batch needs at least 2 examples, got input of shape \(1, 4\)'):
+        bn(x[:1])
+
+
+def test_linear_is_x_at_weight_plus_bias_with_makemore_init():
+    g = torch.Generator().manual_seed(0)
+    lin = Linear(400, 300, generator=g)
+    assert lin.weight.shape == (400, 300) and [n for n, _ in lin.named_parameters()] == ['weight', 'bias']
+    torch.testing.assert_close(lin.weight.std().item(), 400 ** -0.5, rtol=0.02, atol=0)
+    assert torch.equal(lin.bias, torch.zeros(300))
+    x = torch.randn(5, 400, generator=g)
+    torch.testing.assert_close(lin(x), F.linear(x, lin.weight.T, lin.bias))
+    nobias = Linear(400, 300, bias=False)
+    assert nobias.bias is None and [n for n, _ in nobias.named_parameters()] == ['weight']
+    torch.testing.assert_close(nobias(x), x @ nobias.weight)
+    assert torch.equal(Linear(3, 2, generator=torch.Generator().manual_seed(5)).weight,
+                       Linear(3, 2, generator=torch.Generator().manual_seed(5)).weight)
+    assert torch.equal(Tanh()(x), torch.tanh(x))
