@@ -181,11 +181,11 @@ class GPTTrainer:
         self.batches.set_state(state['rng']['batches'])
 
 # nbs/16_gpt.ipynb, cell 29
-def causal_attention(q, k, v, dropout=0., training=False):
+def causal_attention(q, k, v, dropout=0., training=False, future=None):
     "softmax(q k^T / sqrt(head_size), the future masked out) v for (..., T, head_size) inputs; also the weights."
     T = q.size(-2)
+    if future is None: future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)   # True above the diagonal
     wei = q @ k.transpose(-2, -1) * k.size(-1) ** -0.5
-    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
     wei = wei.masked_fill(future, float('-inf')).softmax(-1)
     return F.dropout(wei, dropout, training) @ v, wei
 
@@ -214,6 +214,8 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.proj_drop = nn.Dropout(cfg.dropout)
         self.keep_weights, self.wei = False, None   # set keep_weights to look at the attention (ours only)
+        future = torch.ones(cfg.block_size, cfg.block_size, dtype=torch.bool).triu(1)
+        self.register_buffer('future', future, persistent=False)   # made once; not part of the weights
 
     def forward(self, x):
         B, T, C = x.shape
@@ -222,7 +224,7 @@ class CausalSelfAttention(nn.Module):
         p = self.dropout if self.training else 0.
         if self.fused: y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:
-            y, wei = causal_attention(q, k, v, p, self.training)
+            y, wei = causal_attention(q, k, v, p, self.training, self.future[:T, :T])
             if self.keep_weights: self.wei = wei.detach()
         return self.proj_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))   # heads side by side again
 
@@ -306,7 +308,7 @@ CONFIGS = {   # name -> (model, training); vocab_size comes from the data
              TrainConfig(batch_size=4, max_iters=20, lr=1e-3, min_lr=1e-4, warmup_iters=2, lr_decay_iters=20,
                          weight_decay=0.1, beta2=0.99, grad_clip=1., eval_interval=10, eval_iters=2)),
     'cpu': (GPTConfig(block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0., fused=True),
-            TrainConfig(batch_size=12, max_iters=9000, lr=2e-3, min_lr=2e-4, warmup_iters=100, lr_decay_iters=9000,
+            TrainConfig(batch_size=12, max_iters=7500, lr=2e-3, min_lr=2e-4, warmup_iters=100, lr_decay_iters=7500,
                         weight_decay=0.1, beta2=0.99, grad_clip=1., eval_interval=500, eval_iters=100)),
     'lecture': (GPTConfig(block_size=256, n_layer=6, n_head=6, n_embd=384, dropout=0.2, fused=True),
                 TrainConfig(batch_size=64, max_iters=5000, lr=3e-4, min_lr=3e-4, lr_decay_iters=5000,
