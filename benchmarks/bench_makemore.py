@@ -14,7 +14,7 @@ Timing is nb_00's `time_rounds` (the variants take turns, round after round), wi
 and with this process's CPU time (the steadier measure on a shared machine); ratios are the median
 over rounds of variant / baseline in the same round (`median_ratio`).
 
-    .venv/bin/python benchmarks/bench_makemore.py [--rounds 7] [--steps 200] [--batches 40] [--bs 128]
+    .venv/bin/python benchmarks/bench_makemore.py [--rounds 7] [--steps 200] [--batches 100] [--bs 32]
 """
 import statistics, sys, time
 from pathlib import Path
@@ -65,7 +65,7 @@ def bench_backprop(rounds, steps, bs=32):
                    'autograd_step (loss.backward())', rounds, number=steps)
 
 
-def bench_learner(rounds, batches, bs, lr=6e-3):
+def bench_learner(rounds, batches, bs, lr=2e-3):
     "15: an epoch of `batches` training batches, through the Learner against the hand-written loop."
     g = torch.Generator().manual_seed(0)
     X, Y = random_data(batches * bs, BLOCK_15, g)
@@ -80,7 +80,7 @@ def bench_learner(rounds, batches, bs, lr=6e-3):
                    'fit_by_hand (minimal loop)', rounds)
 
 
-def main(rounds=7, steps=200, batches=40, bs=128):
+def main(rounds=7, steps=200, batches=100, bs=32):
     print(f'torch {torch.__version__}, {THREADS} thread(s), {rounds} rounds per clock\n')
     rows = bench_backprop(rounds, steps)
     print(table(f'14: one training step (MLP + BatchNorm, 12,297 parameters, batch 32; {steps} steps per round)',

@@ -6,7 +6,7 @@ from functools import partial
 import torch
 from torch import nn
 import torch.nn.functional as F
-from exp.nb_03 import Dataset
+from exp.nb_03 import DataLoader, Dataset
 from exp.nb_04 import DataLoaders, Learner
 from exp.nb_05 import ParamScheduler, sched_cos
 from exp.nb_13 import Linear, Tanh
@@ -50,8 +50,8 @@ class Sequential(nn.Module):
 
 # nbs/15_wavenet.ipynb, cell 17
 def lm_dls(X, Y, X_valid, Y_valid, bs=32):
-    "`DataLoaders` over (context, next token) tensors: shuffled training batches, validation in order."
-    return DataLoaders.from_datasets(Dataset(X, Y), Dataset(X_valid, Y_valid), bs)
+    "`DataLoaders` over (context, next token) tensors: shuffled full training batches (BatchNorm needs 2+), validation in order."
+    return DataLoaders(DataLoader(Dataset(X, Y), bs, shuffle=True, drop_last=True), DataLoader(Dataset(X_valid, Y_valid), 2 * bs))
 
 def lm_learner(model, dls, lr, final_div=100., cbs=()):
     "A `Learner` with AdamW (no weight decay) and the learning rate decaying along a cosine from `lr` to `lr / final_div`."

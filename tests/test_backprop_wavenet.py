@@ -128,7 +128,7 @@ def test_ninja_backward_matches_autograd():
 from torch import nn
 from exp.nb_13 import BatchNorm1d as BatchNorm1d13, Linear, Tanh
 from exp.nb_15 import (BatchNorm1d, Embedding, FlattenConsecutive, Sequential, flat_lm, hierarchical_lm,
-                       model_losses)
+                       lm_dls, model_losses)
 
 
 def flatten_reference(x, n):
@@ -247,3 +247,12 @@ def test_model_losses_are_eval_mode_means_over_chunks():
     assert abs(got - want) < 1e-6
     model.train(); model_losses(model, {'a': (X, Y)})
     assert model.training                                      # the mode is restored
+
+
+def test_lm_dls_never_hands_batchnorm_a_batch_of_one():
+    X, Y = torch.randint(0, 27, (65, 8)), torch.randint(0, 27, (65,))   # 65 = 2 x 32 + 1
+    dls = lm_dls(X, Y, X[:9], Y[:9], bs=32)
+    assert [len(yb) for _, yb in dls.train] == [32, 32]
+    assert sum(len(yb) for _, yb in dls.valid) == 9                    # validation keeps every example
+    model = hierarchical_lm(27, norm=BatchNorm1d, n_embd=4, n_hidden=8)
+    for xb, _ in dls.train: model(xb)                                  # would raise on a batch of one
