@@ -6,15 +6,15 @@
    BatchNorm backward, scatter-add embedding, no autograd graph) against `autograd_step` (the same
    forward, `loss.backward()`). Goal: hand-written no slower (at most 1.0x).
 2. Notebook 15's training through the course's `Learner` against the minimal hand-written loop
-   `fit_by_hand`: the 76,579-parameter hierarchical model, AdamW, the notebook's batch size, over
-   the same batches. The Learner runs as the notebook runs it (`lm_learner`: cosine learning-rate
-   schedule, plus a metrics callback that prints nothing). Goal: at most 1.05x.
+   `fit_by_hand`: the 76,579-parameter hierarchical model, AdamW with the notebook's batch size and
+   learning rate, over the same batches. The Learner runs as the notebook runs it (`lm_learner`:
+   cosine learning-rate schedule, plus a metrics callback that prints nothing). Goal: at most 1.05x.
 
 Timing is nb_00's `time_rounds` (the variants take turns, round after round), with the wall clock
 and with this process's CPU time (the steadier measure on a shared machine); ratios are the median
 over rounds of variant / baseline in the same round (`median_ratio`).
 
-    .venv/bin/python benchmarks/bench_makemore.py [--rounds 7] [--steps 200] [--batches 100] [--bs 32]
+    .venv/bin/python benchmarks/bench_makemore.py [--rounds 9] [--steps 500] [--batches 300] [--bs 32]
 """
 import statistics, sys, time
 from pathlib import Path
@@ -80,7 +80,7 @@ def bench_learner(rounds, batches, bs, lr=2e-3):
                    'fit_by_hand (minimal loop)', rounds)
 
 
-def main(rounds=7, steps=200, batches=100, bs=32):
+def main(rounds=9, steps=500, batches=300, bs=32):
     print(f'torch {torch.__version__}, {THREADS} thread(s), {rounds} rounds per clock\n')
     rows = bench_backprop(rounds, steps)
     print(table(f'14: one training step (MLP + BatchNorm, 12,297 parameters, batch 32; {steps} steps per round)',
