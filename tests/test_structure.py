@@ -11,7 +11,8 @@ MODULES = [f'exp.{module_name(nb)}' for nb in numbered_notebooks(ROOT / 'nbs') i
 
 # Names that a later module deliberately exports again, for a refinement of the same concept.
 REFINEMENTS = {
-    'BatchNorm1d': "15 reduces over every dimension but the last, so (N, L, C) input works; 13's reduced over dim 0 only",
+    'BatchNorm1d': "15's subclasses 13's (same parameters, buffers and interface) and reduces over every dimension "
+                   "but the last, so (N, L, C) input works; 13's reduced over dim 0 only, the lecture's 3-D bug",
 }
 
 
