@@ -150,6 +150,10 @@ class ShardSampler:
     def __iter__(self): return iter(self.order()[self.rank::self.world_size].tolist())
 
 # nbs/17_distributed.ipynb, cell 35
+def collective_device():
+    "Where tensors for a collective must live: the current GPU under nccl, else the CPU."
+    return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+
 def plain_module(model):
     "The module inside a `DistributedDataParallel` wrapper (or the model itself)."
     return model.module if isinstance(model, DistributedDataParallel) else model
@@ -237,7 +241,7 @@ class DistributedCB(Callback):
         metrics = getattr(self.learn, 'metrics', None)
         if metrics is None or self.world_size == 1: return
         means = [m for phase in metrics.means.values() for m in phase.values()]
-        sums = torch.tensor([[m.total, m.count] for m in means], dtype=torch.float64)
+        sums = torch.tensor([[m.total, m.count] for m in means], dtype=torch.float64, device=collective_device())
         dist.all_reduce(sums)   # totals and counts add up over the ranks: each mean is over every item
         for m, (total, count) in zip(means, sums.tolist()): m.total, m.count = total, int(count)
 
@@ -313,7 +317,7 @@ def train_distributed(model='mlp', epochs=3, bs=128, lr=0.05, accumulate=1, n_tr
 def slowest(seconds):
     "The largest of every rank's `seconds`."
     if not dist.is_initialized(): return seconds
-    t = torch.tensor([seconds], dtype=torch.float64)
+    t = torch.tensor([seconds], dtype=torch.float64, device=collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t.item()
 
@@ -328,6 +332,7 @@ class StepTimerCB(Callback):
         learn = self.learn
         if not learn.training: return
         if not self.sync and isinstance(learn.model, DistributedDataParallel): learn.model.require_backward_grad_sync = False
+        if torch.cuda.is_available(): torch.cuda.synchronize()   # a GPU works asynchronously: wait for the last step
         now = time.perf_counter()
         if self.last is not None: self.times.append(now - self.last)
         self.last = now
@@ -335,7 +340,7 @@ class StepTimerCB(Callback):
 
 def allreduce_seconds(numel, rounds=10):
     "Median seconds of one `dist.all_reduce` of `numel` float32 numbers, over `rounds` (the slowest rank's)."
-    t, times = torch.zeros(numel), []
+    t, times = torch.zeros(numel, device=collective_device()), []
     for _ in range(rounds + 1):
         dist.barrier()
         start = time.perf_counter()
@@ -353,7 +358,7 @@ def bench_distributed(models=('mlp', 'resnet'), bs=256, steps=20, warmup=3, out=
             row = {'params': sum(p.numel() for p in net.parameters())}
             for sync in (True, False) if dcb.world_size > 1 else (True,):
                 timer = StepTimerCB(warmup + steps, sync)
-                Learner(net, dls, lr=0.01, cbs=[dcb, timer]).fit(steps + warmup + 1, valid=False)
+                Learner(net, dls, lr=0.01, cbs=[DeviceCB(), dcb, timer]).fit(steps + warmup + 1, valid=False)
                 row['step' if sync else 'compute'] = slowest(statistics.median(timer.times[warmup:]))
             row['allreduce'] = allreduce_seconds(row['params']) if dcb.world_size > 1 else 0.
             row.setdefault('compute', row['step'])
