@@ -629,3 +629,58 @@ def test_16a_quotes_only_the_val_losses_that_16_printed():
     assert max(val) == max(run), f"GPT16_VAL stops at {max(val)}, 16's run at {max(run)}"
     seconds = int(run[max(run)][2])
     assert abs(minutes - seconds / 60) <= 0.05 + 0.5 / 60, (minutes, seconds)   # printed to the second, quoted to 0.1 min
+
+
+# ---------------------------------------------------------------- regressions (each failed before its fix)
+
+def test_layer_norm_of_a_1d_input():
+    "The weight and bias gradients sum over the positions: for a 1-d input there are none to sum over."
+    x, w, b = randn((5,), 1), randn((5,), 2), randn((5,), 3)
+    assert compare_with_torch(lambda x, w, b: FusedLayerNorm.apply(x, w, b, 1e-5), x, w, b, atol=1e-10,
+                              torch_f=lambda x, w, b: F.layer_norm(x, (5,), w, b, 1e-5))
+
+
+def test_masked_fill_whose_mask_broadcasts_the_input():
+    mask = torch.tensor([[True, False, False], [False, True, False]])
+    assert compare_with_torch(lambda a: a.masked_fill(mask, 0.), randn((3,), 4), atol=1e-12)
+    check_fails(lambda: Tensor(randn((3,), 4)).masked_fill(mask, Tensor(torch.tensor(1.), requires_grad=True)),
+                contains='fill value must be a number', exc=TypeError)
+
+
+def test_clip_grad_norm_scales_a_shared_gradient_once():
+    "10a's backprop may hand two leaves one gradient tensor (Add returns (g, g)): clipping must scale it once."
+    w1, w2 = Tensor(torch.ones(3), requires_grad=True), Tensor(torch.ones(3), requires_grad=True)
+    ((w1 + w2) * torch.tensor([3., 4., 0.])).sum().backward()
+    r1, r2 = nn.Parameter(torch.ones(3)), nn.Parameter(torch.ones(3))
+    ((r1 + r2) * torch.tensor([3., 4., 0.])).sum().backward()
+    check_near(clip_grad_norm([w1, w2], 1.), nn.utils.clip_grad_norm_([r1, r2], 1.), atol=1e-6)
+    check_near(w1.grad, r1.grad, atol=1e-7); check_near(w2.grad, r2.grad, atol=1e-7)
+
+
+def test_an_optimizer_made_before_load_state_dict_still_trains():
+    cfg, tc = tiny_config()
+    ours = TensorGPT(cfg)
+    opt = TensorAdamW([{'params': ours.parameters()}], lr=1e-2)
+    ours.load_state_dict(torch_gpt(cfg).state_dict())
+    before = ours.lm_head.weight.data.clone()
+    x = ints(VOCAB, (2, 8), 0)
+    ours(x, x)[1].backward(); opt.step()
+    assert not torch.equal(before, ours.lm_head.weight.data)
+
+
+def test_an_optimizer_made_before_to_dtype_says_so():
+    cfg, _ = tiny_config()
+    ours = TensorGPT(cfg)
+    opt = TensorAdamW([{'params': ours.parameters()}], lr=1e-2)
+    ours.to(torch.float64)
+    x = ints(VOCAB, (2, 8), 0)
+    ours(x, x)[1].backward()
+    check_fails(opt.step, contains='make the optimizer after it', exc=RuntimeError)
+
+
+def test_from_torch_leaves_the_global_generator_alone():
+    cfg, _ = tiny_config()
+    gpt = torch_gpt(cfg)
+    state = torch.get_rng_state()
+    TensorGPT.from_torch(gpt)
+    assert torch.equal(torch.get_rng_state(), state)
