@@ -15,9 +15,12 @@ shared machine); the table reports the median over rounds of the time per step a
 ratios to the baseline. Then `op_times()` of nb_16a over `number` * 3 steps of our trainer: the ops that take the
 most time, in ms per step and as a share of the step, and the share spent outside the ops (graph building, the
 topological sort, accumulation, the optimizer). Torch's thread count is the course's (exp/nb_00.py: COURSE_THREADS,
-default 1).
+default 1). Last, the page faults of one step of each trainer: our engine keeps every saved tensor until the backward
+ends and frees them together, and glibc hands big freed blocks back to the kernel, which must zero them again on
+the next step's first touch; `--keep_freed_memory` raises glibc's thresholds (mallopt) so that freed memory stays
+in the process, to show how much of the gap that is.
 """
-import argparse, statistics, sys, time
+import argparse, ctypes, resource, statistics, sys, time
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,22 +64,40 @@ def profile_ops(trainer, steps):
     return {key: s / steps for key, s in seconds.items()}, total / steps
 
 
-def main(config='cpu', rounds=41, number=3, top=12):
+def keep_freed_memory():
+    "Ask glibc to keep freed memory (no mmap for big blocks, no trimming) instead of returning it to the kernel."
+    libc = ctypes.CDLL('libc.so.6')
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # from malloc.h
+    if not (libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1)):
+        sys.exit("--keep_freed_memory: mallopt refused (not glibc?)")
+
+
+def page_faults_per_step(trainer, steps):
+    "Minor page faults (first touches of memory the kernel must hand out and zero) per step."
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(steps): trainer.step()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps
+
+
+def main(config='cpu', rounds=41, number=3, top=12, keep_memory=False):
+    if keep_memory: keep_freed_memory()
     trainers, cfg, tc, n_params = make_trainers(config)
     steps = {name: t.step for name, t in trainers.items()}
     times = {clock: time_rounds(steps, rounds=rounds, number=number, warmup=2, clock=CLOCKS[clock]) for clock in CLOCKS}
     per_op, step_time = profile_ops(trainers['ours'], 3 * number)
 
-    command = f'.venv/bin/python benchmarks/bench_gpt_own_autograd.py --config {config} --rounds {rounds} --number {number}'
+    faults = {name: page_faults_per_step(t, 3 * number) for name, t in trainers.items()}
+    command = (f'.venv/bin/python benchmarks/bench_gpt_own_autograd.py --config {config} --rounds {rounds} --number {number}'
+               + (' --keep_freed_memory' if keep_memory else ''))
     print(f"<!-- {command} -->")
     print(f"`{command}`: config {config!r}, {n_params:,} parameters, batch {tc.batch_size} x block {cfg.block_size}, "
           f"grad_clip {tc.grad_clip}; torch {torch.__version__}, {THREADS} thread(s); {rounds} rounds of {number} steps "
           f"per trainer and clock; medians\n")
-    print("| trainer | ms per step (wall) | (CPU) | vs the baseline (wall) | (CPU) |\n|---|---:|---:|---:|---:|")
+    print("| trainer | ms per step (wall) | (CPU) | vs the baseline (wall) | (CPU) | page faults per step |\n|---|---:|---:|---:|---:|---:|")
     for name in trainers:
         per_step = {clock: statistics.median(t[name]) * 1e3 for clock, t in times.items()}
         ratio = {clock: median_ratio(t, name, BASELINE) for clock, t in times.items()}
-        print(f"| {LABELS[name]} | {per_step['wall']:.1f} | {per_step['cpu']:.1f} | {ratio['wall']:.2f}x | {ratio['cpu']:.2f}x |")
+        print(f"| {LABELS[name]} | {per_step['wall']:.1f} | {per_step['cpu']:.1f} | {ratio['wall']:.2f}x | {ratio['cpu']:.2f}x | {faults[name]:,.0f} |")
 
     in_ops = sum(per_op.values())
     print(f"\nWhere our step goes: `op_times()` over {3 * number} steps, {step_time * 1e3:.1f} ms per step (wall, "
@@ -97,5 +118,6 @@ if __name__ == '__main__':
     parser.add_argument('--rounds', type=int, default=41, help="timed rounds per clock (the defaults take about 60 s)")
     parser.add_argument('--number', type=int, default=3, help='consecutive steps per trainer in each round')
     parser.add_argument('--top', type=int, default=12, help='op_times entries to list')
+    parser.add_argument('--keep_freed_memory', action='store_true', help="keep freed memory in the process (glibc mallopt)")
     args = parser.parse_args()
-    main(args.config, args.rounds, args.number, args.top)
+    main(args.config, args.rounds, args.number, args.top, args.keep_freed_memory)
