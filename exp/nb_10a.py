@@ -132,13 +132,15 @@ def _check_grad(ctx, x, g):
 
 def backprop(root, grad):
     "Push `grad` (d loss / d root) back through the graph into the leaves' `.grad`."
-    grads = {root: grad}
+    grads, given_to_leaves = {root: grad}, set()
     for node in reversed(tensor_topo_sort(root)):
         g = grads.pop(node, None)
         if g is None: continue
         ctx = node._ctx
-        if ctx is None:   # a leaf
-            if not g.is_contiguous(): g = g.contiguous()   # a broadcast view would make .grad read-only
+        if ctx is None:   # a leaf: its .grad must be writable (not a broadcast view) and its own (Add hands one tensor to both inputs)
+            if not g.is_contiguous() or g.untyped_storage().data_ptr() in given_to_leaves:
+                g = g.clone(memory_format=torch.contiguous_format)
+            given_to_leaves.add(g.untyped_storage().data_ptr())
             node.grad = g if node.grad is None else node.grad + g
             continue
         for x, need, gx in zip(ctx.inputs, ctx.needs_input_grad, ctx.backward(g)):

@@ -301,10 +301,10 @@ def make_tensor_optimizer(model, tc):
 
 def clip_grad_norm(params, max_norm):
     "Scale every gradient by max_norm / (total norm + 1e-6) where that is below 1 (torch's rule); returns the norm."
-    params = [p for p in params if p.grad is not None]
-    total = torch.stack([p.grad.norm() for p in params]).norm()
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.stack([g.norm() for g in grads]).norm()
     scale = (max_norm / (total + 1e-6)).clamp(max=1.)
-    for p in params: p.grad = p.grad * scale   # not in place: two leaves may share one gradient tensor
+    for g in grads: g.mul_(scale)   # in place, as torch: every leaf's .grad is its own (10a's backprop)
     return total
 
 class TensorGPTTrainer(GPTTrainer):

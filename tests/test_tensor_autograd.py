@@ -539,3 +539,12 @@ def test_all_is_the_public_api_and_renames_nothing_from_earlier_modules():
     assert earlier.isdisjoint(exp.nb_10a.__all__), earlier & set(exp.nb_10a.__all__)
     assert {'cross_entropy', 'no_grad', 'Sum', 'Exp', 'sgd_step', 'accuracy'}.isdisjoint(exp.nb_10a.__all__)
     assert 'cross_entropy' not in vars(exp.nb_10a)
+
+
+def test_two_leaves_never_share_one_gradient_tensor():
+    "Add's backward hands the same tensor to both inputs; each leaf's .grad must still be its own (an in-place op on one must not touch the other)."
+    w1, w2 = Tensor(torch.ones(3), requires_grad=True), Tensor(torch.ones(3), requires_grad=True)
+    ((w1 + w2) * torch.tensor([3., 4., 0.])).sum().backward()
+    assert w1.grad.untyped_storage().data_ptr() != w2.grad.untyped_storage().data_ptr()
+    w1.grad.mul_(0.)
+    assert torch.equal(w2.grad, torch.tensor([3., 4., 0.]))
