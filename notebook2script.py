@@ -7,15 +7,21 @@
     python notebook2script.py --check               # write nothing; fail if exp/ is out of date
 
 A notebook in `X/nbs/` exports to `X/exp/`, and `exp/INDEX.md` lists every exported name with
-the notebook cell that defines it. Nothing is written unless every notebook asked for exports
-cleanly; each file is replaced whole (temp file + rename). `--check` lists exactly what an
-export would write or remove.
+the notebook cell that defines it. Nothing is written unless every notebook exports cleanly and
+every generated module compiles as a whole; then every change lands or none does (each new text
+goes to a temporary file first, all are renamed into place, and a failure puts back what was
+replaced). `--check` lists exactly what an export would write or remove.
+
+The command line is strict (`cli`, which run_notebook.py shares): an unknown or abbreviated
+option is refused before any work (exit status 2), values arrive as typed, yes/no options take
+true/false, yes/no or 1/0, and `--help` describes every option.
 """
-import ast, bisect, os, re, sys
+import argparse, ast, bisect, glob, inspect, os, re, secrets, sys
 from itertools import zip_longest
 from pathlib import Path
 
-import fire, nbformat
+import nbformat
+from fastcore.script import anno_parser
 from IPython.core.inputtransformer2 import TransformerManager
 
 ROOT = Path(__file__).resolve().parent
@@ -30,12 +36,41 @@ class ExportError(Exception):
     "A notebook cannot be exported; the message names the notebook and cell."
 
 
-def parse_flag(name, value):
-    "A yes/no option as fire hands it over (`--quick`, `--quick=no`, `--quick=0`, ...) -> bool."
+def yes_no(text: str) -> bool:
+    "A yes/no option's value: true/false, yes/no or 1/0, in any case (`--quick` alone is yes)."
     words = {'true': True, 'yes': True, '1': True, 'false': False, 'no': False, '0': False}
-    if isinstance(value, bool) or str(value).strip().lower() in words:
-        return words[str(value).strip().lower()]
-    raise ValueError(f"--{name} {value!r}: expected true/false, yes/no or 1/0")
+    if text.strip().lower() not in words: raise argparse.ArgumentTypeError(f"{text!r}: expected true/false, yes/no or 1/0")
+    return words[text.strip().lower()]
+
+
+def notebook_number(text: str) -> str:
+    "`--upto 02b`: a notebook number as its file name starts."
+    if not re.fullmatch(r'[0-9]+[a-z]*', text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a notebook number such as 02 or 02b")
+    return text
+
+
+def cli(func, prog, argv=None):
+    "Call func with the command line parsed by fastcore's `anno_parser` (help from each parameter's comment), strictly."
+    parser = anno_parser(func, prog)
+    parser.allow_abbrev = False                                           # `--quic` is not `--quick`
+    def refuse(message):
+        message = re.sub(r'^argument (\S+): ', r'\1 ', message)           # argparse's `argument --x: ...`
+        print(f"{prog}: {message}", file=sys.stderr)
+        sys.exit(2)
+    parser.error = refuse                                                 # one line, not the usage block
+    hidden = [(o, a) for a in parser._actions if a.dest in ('pdb', 'xtra') for o in a.option_strings]
+    parser._handle_conflict_resolve(None, hidden)                         # fastcore's --pdb/--xtra: not ours
+    rest = next((p.name for p in inspect.signature(func).parameters.values() if p.kind == p.VAR_POSITIONAL), None)
+    for action in parser._actions:
+        if action.dest == rest: action.nargs = '*'
+        if action.type is yes_no: action.nargs, action.const, action.metavar = '?', True, 'yes|no'
+    args, unknown = parser.parse_known_intermixed_args(argv)
+    if unknown:
+        options = ', '.join(o for a in parser._actions for o in a.option_strings if o.startswith('--'))
+        refuse(f"unknown option {' '.join(unknown)} (the options are {options})")
+    args = vars(args)
+    return func(*args.pop(rest, ()), **args)
 
 
 def notebook_key(path):
@@ -45,9 +80,8 @@ def notebook_key(path):
 
 
 def parse_upto(upto):
-    "`--upto 02b` (fire may hand us the int 2 for `02`) -> (2, 'b')."
-    m = re.fullmatch(r'(\d+)([a-z]*)', str(upto).strip())
-    if not m: raise ExportError(f"--upto {upto!r}: expected a notebook number such as 02 or 02b")
+    "`--upto 02b` -> (2, 'b')."
+    m = re.fullmatch(r'(\d+)([a-z]*)', notebook_number(upto))
     return int(m[1]), m[2]
 
 
@@ -100,25 +134,66 @@ def check_cell(body, where):
         raise ExportError(f"{where}: cannot be compiled: {e}") from None
 
 
+def check_module(text, starts, label, module):
+    "Compile the module whole: cells that compile alone may not together (`from __future__` after other code)."
+    try: compile(text, module, 'exec', dont_inherit=True)
+    except SyntaxError as e:
+        line = e.lineno or starts[0][0]
+        start, i = starts[max(bisect.bisect(starts, (line, sys.maxsize)) - 1, 0)]
+        raise ExportError(f"{label}, cell {i}, line {line - start + 2}: exp/{module}.py would not compile: "
+                          f"{e.msg}: {text.split(chr(10))[line - 1].strip()!r}") from None
+
+
 def export_text(nb_path, label=None):
     "The module text for one notebook (each cell's code exactly as written), or None when it has no export cells."
     label = label or Path(nb_path).name
-    nb, parts = read_notebook(nb_path), []
+    nb, parts, starts = read_notebook(nb_path), [HEADER.format(nb=label)], []   # starts: (module line, cell)
     for i, cell in enumerate(nb.cells, 1):
         if not is_export_cell(cell): continue
         body = cell.source.partition('\n')[2]
         check_cell(body, f"{label}, cell {i}")
+        starts.append((sum(p.count('\n') for p in parts) + 3, i))        # after a blank line and the cell comment
         parts.append(f"\n# {label}, cell {i}\n{body}{'' if body.endswith(chr(10)) else chr(10)}")
-    return HEADER.format(nb=label) + ''.join(parts) if parts else None
+    if not starts: return None
+    check_module(''.join(parts), starts, label, module_name(nb_path))
+    return ''.join(parts)
+
+
+def temp_path(path):
+    "A name next to path that no other writer uses (O_EXCL checks it); .gitignore'd (`.*.tmp`); it names our process."
+    return path.with_name(f'.{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp')
+
+
+def remove_stale_temps(path):
+    "Remove the temporary files of path left by writers that were killed: those whose process is gone."
+    for tmp in path.parent.glob(f'.{glob.escape(path.name)}.*.tmp'):
+        m = re.fullmatch(rf'\.{re.escape(path.name)}\.(\d{{1,9}})-[0-9a-f]{{8}}\.tmp', tmp.name)
+        if m and not process_exists(int(m[1])): tmp.unlink(missing_ok=True)
+
+
+def process_exists(pid):
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass   # someone else's
+    return True
+
+
+def write_temp(path, text):
+    "A new temporary file next to path holding text, with the mode any new file gets (the umask decides, as for open())."
+    tmp = temp_path(path)
+    try:
+        with open(tmp, 'x', encoding='utf-8', newline='\n') as f: f.write(text)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def write_atomic(path, text):
-    "Replace `path` whole or not at all, with the mode any new file gets (the umask decides, as for open())."
-    tmp = path.with_name(f'.{path.name}.tmp')   # a fixed name: .gitignore'd, and reused after a crash
-    try:
-        tmp.unlink(missing_ok=True)
-        with open(tmp, 'x', encoding='utf-8', newline='\n') as f: f.write(text)
-        os.replace(tmp, path)
+    "Replace `path` whole or not at all."
+    remove_stale_temps(path)
+    tmp = write_temp(path, text)
+    try: os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -233,10 +308,47 @@ def changes(modules, exp_dir, whole_tree):
     return todo
 
 
-def export(*notebooks, upto=None, check=False, root=str(ROOT)):
-    "Export notebooks (all numbered ones by default) to exp/; with --check, only report drift."
+def apply(todo):
+    """Make every change in todo or none: stage each new text in a temporary file, then rename them all into
+    place; on a failure put back what was replaced (a hard link keeps each old file until the end)."""
+    staged, done, path = [], [], None   # [(path, temporary, or None to remove it)], [(path, backup or None)]
     try:
-        check = parse_flag('check', check)
+        for _, path, text, _ in todo:
+            path.parent.mkdir(exist_ok=True)
+            remove_stale_temps(path)
+            staged.append((path, None if text is None else write_temp(path, text)))
+        for path, tmp in staged:
+            done.append((path, temp_path(path) if path.exists() else None))
+            if done[-1][1]: os.link(path, done[-1][1])
+            if tmp: os.replace(tmp, path)
+            else: path.unlink()
+    except BaseException as e:
+        undone = undo(done)
+        if not isinstance(e, OSError): raise
+        what = 'remove' if dict(staged).get(path, '') is None else 'write'
+        raise ExportError(f"cannot {what} {path.relative_to(path.parent.parent)}: {e.strerror or e}\n" +
+                          ("exp/ was left as it was." if undone else "exp/ is half written: export again")) from None
+    finally:
+        for leftover in [tmp for _, tmp in staged] + [backup for _, backup in done]:
+            if leftover: leftover.unlink(missing_ok=True)
+
+
+def undo(done):
+    "Put back the files apply replaced or removed, newest first; False if that failed too."
+    try:
+        for path, backup in reversed(done):
+            if backup: os.replace(backup, path)
+            else: path.unlink(missing_ok=True)
+    except OSError: return False
+    return True
+
+
+def export(*notebooks: str,                  # notebooks to export (default: every numbered notebook in ROOT/nbs)
+           upto: notebook_number = None,     # export the numbered notebooks up to this one only, e.g. 02b
+           check: yes_no = False,            # write nothing; fail and list what an export would write or remove
+           root: str = str(ROOT)):           # the course folder whose nbs/ is exported when no notebook is named
+    "Export the `#export` cells of notebooks to exp/nb_NN.py and exp/INDEX.md; with --check, only report drift."
+    try:
         if notebooks:
             paths = [Path(n).resolve() for n in notebooks]
             missing = [str(p) for p in paths if not p.exists()]
@@ -255,7 +367,7 @@ def export(*notebooks, upto=None, check=False, root=str(ROOT)):
                                   f"{'' if nbs_dir.is_dir() else ' (no such folder)'}")
         exp_dir = nbs_dir.parent / 'exp'
         todo = changes(plan(paths, nbs_dir), exp_dir, whole_tree=not notebooks and upto is None)
-    except (ExportError, ValueError) as e:
+    except (ExportError, argparse.ArgumentTypeError) as e:
         fail(f"{e}\nNothing was written.")
     rel = lambda p: p.relative_to(exp_dir.parent)
     if check:
@@ -265,13 +377,9 @@ def export(*notebooks, upto=None, check=False, root=str(ROOT)):
                   "Run `python notebook2script.py` and commit the result.", file=sys.stderr)
             sys.exit(1)
         return print(f"exp/ matches nbs/ ({sum(map(is_generated, read_modules(exp_dir).values()))} modules).")
+    try: apply(todo)
+    except ExportError as e: fail(e)
     for kind, path, text, why in todo:
-        try:
-            exp_dir.mkdir(exist_ok=True)
-            if text is None: path.unlink()
-            else: write_atomic(path, text)
-        except OSError as e:
-            fail(f"cannot {'remove' if text is None else 'write'} {rel(path)}: {e.strerror or e}")
         print(f"removed {rel(path)} ({why})" if text is None else f"wrote {rel(path)}")
 
 
@@ -280,7 +388,7 @@ def fail(message):
     sys.exit(1)
 
 
-def main(): fire.Fire(export)
+def main(argv=None): cli(export, 'notebook2script', argv)
 
 
 if __name__ == '__main__': main()

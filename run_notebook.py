@@ -10,49 +10,71 @@
 Each notebook runs with its own folder as working directory. The first failing cell stops
 that notebook: its number, source and error are printed. Without --keep_going the run stops
 there too. A summary table closes every run; the exit status is non-zero if anything failed.
-Ctrl-C stops the whole run: the kernel is shut down, no notebook is written, exit status 130.
+Ctrl-C or SIGTERM stops the whole run: the kernel is shut down, no notebook is written, exit
+status 130 (Ctrl-C) or 143 (SIGTERM).
+
+The command line is notebook2script's strict one: an unknown or abbreviated option, a yes/no
+option that is not true/false, yes/no or 1/0, or a --timeout that is not a whole number of
+seconds from 1 to 1000000 is refused (exit status 2) before anything runs.
 
 --save also records, in the notebook's metadata under 'course', the mode it ran in, a digest
 of its code and of the exp modules it imports (`code_digest`), and its headline results, so a
-test can tell when saved outputs are stale (tests/test_saved_outputs.py).
+test can tell when saved outputs are stale (tests/test_saved_outputs.py). It never clobbers:
+a read-only notebook is refused before anything runs, a notebook another `--save` is running
+is refused (a lock on the file), and a notebook edited while it ran is left as edited.
 """
-import ast, asyncio, hashlib, os, re, signal, subprocess, sys, time
+import argparse, ast, asyncio, fcntl, hashlib, os, re, signal, subprocess, sys, time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-def interrupted_while_loading(*_):
+def stopped_while_loading(signum, frame):
     print("interrupted", file=sys.stderr)
-    sys.exit(130)
+    sys.exit(128 + signum)
 
-if __name__ == '__main__': signal.signal(signal.SIGINT, interrupted_while_loading)   # the imports below take seconds
+if __name__ == '__main__':   # the imports below take seconds
+    for signum in (signal.SIGINT, signal.SIGTERM): signal.signal(signum, stopped_while_loading)
 
-import fire, nbformat
+import nbformat
 from IPython.core.inputtransformer2 import TransformerManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from exp.nb_00 import HEADLINE_MIME
-from notebook2script import ROOT, numbered_notebooks, parse_flag, write_atomic
+from notebook2script import ROOT, cli, numbered_notebooks, write_atomic, yes_no
 
 QUICK_ENV = 'COURSE_QUICK'   # read by exp.nb_00.is_quick()
 ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 EXP_MODULE = re.compile(r'exp\.(nb_\w+)')
+MAX_TIMEOUT = 1_000_000   # seconds (11.5 days); a much larger one overflows the event loop's clock
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class RunFailure(Exception):
     "A notebook could not be run to the end; the message says where and why."
 
 
+class Stop(KeyboardInterrupt):
+    "Ctrl-C or SIGTERM: stop the whole run now."
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def raise_stop(signum, frame): raise Stop(signum)
+
+
 class Client(NotebookClient):
-    "nbclient's client, except that Ctrl-C cancels the run: nbclient's own handler kills the kernel under it."
-    interrupted = False
+    """nbclient's client, except that Ctrl-C and SIGTERM cancel the run: nbclient's own handler kills the kernel
+    under it, which reads as a failed cell (and --keep_going would carry on and save)."""
+    stopped_by = None
 
     async def async_start_new_kernel(self, **kwargs):
-        # nbclient has just set its SIGINT handler and has not awaited since, so none can have fired: replace it.
+        # nbclient has just set its handlers and has not awaited since, so none can have fired: replace them.
         task = asyncio.current_task()
-        def interrupt():
-            self.interrupted, self.shutdown_kernel = True, 'immediate'
+        def stop(signum):
+            self.stopped_by, self.shutdown_kernel = signum, 'immediate'
             if not task.cancelling(): task.cancel()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupt)
+        for signum in STOP_SIGNALS: asyncio.get_running_loop().add_signal_handler(signum, stop, signum)
         await super().async_start_new_kernel(**kwargs)
 
 
@@ -91,11 +113,13 @@ def execute(path, quick=False, timeout=1800, root=ROOT):
     client.on_cell_start = lambda cell, cell_index: current.update(index=cell_index)
     saved = {k: os.environ.get(k) for k in kernel_env(quick, root)}
     os.environ.update(kernel_env(quick, root))   # the kernel inherits this process's environment
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}   # asyncio resets them to the defaults
     try:
         # The kernel's own log (not the notebook's output, which comes over IOPub) is noise here.
         asyncio.run(client.async_execute(stderr=subprocess.DEVNULL))
     except BaseException as e:
-        if client.interrupted or isinstance(e, KeyboardInterrupt): raise KeyboardInterrupt from None
+        if client.stopped_by: raise Stop(client.stopped_by) from None
+        if isinstance(e, KeyboardInterrupt): raise
         if isinstance(e, CellTimeoutError):
             raise RunFailure(describe_failure(path, nb, current['index'], f"Timeout: the cell ran longer than {timeout} s (raise --timeout)")) from None
         if isinstance(e, DeadKernelError):
@@ -109,6 +133,8 @@ def execute(path, quick=False, timeout=1800, root=ROOT):
         for k, v in saved.items():
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
+        for signum, handler in handlers.items():
+            if handler is not None: signal.signal(signum, handler)
     return nb
 
 
@@ -191,15 +217,39 @@ def clean(nb, nb_dir, root, quick=False):
     return nb
 
 
-def write_back(nb, path, root, quick):
+def write_back(nb, path, root, quick, original):
+    "Replace the notebook by its cleaned run, unless it changed on disk since the run read it (`original`)."
     text = nbformat.writes(clean(nb, path.parent, root, quick))
-    write_atomic(path, text if text.endswith('\n') else text + '\n')
+    if (path.read_bytes() if path.exists() else None) != original:
+        raise RunFailure(f"{path.name}: changed on disk while it ran: not saved, your version is kept (run it again to save)")
+    try: write_atomic(path, text if text.endswith('\n') else text + '\n')
+    except OSError as e: raise RunFailure(f"{path.name}: cannot save: {e.strerror or e}") from None
 
 
-def parse_timeout(value):
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0: return value
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0: return int(value)
-    raise ValueError(f"--timeout {value!r}: expected a whole number of seconds, at least 1")
+@contextmanager
+def saving(path):
+    "Hold a lock on the notebook while it runs and is saved: a second `--save` of it is refused, not interleaved."
+    try: f = open(path, 'rb')
+    except FileNotFoundError: raise RunFailure(f"{path}: no such notebook") from None
+    with f:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFailure(f"{path.name}: another `run_notebook.py --save` is running this notebook: not run") from None
+        yield path.read_bytes()
+
+
+def cannot_save(path):
+    "Why --save may not replace the notebook, or None. Read-only means read-only, for root too."
+    if not path.exists(): return None   # `no such notebook` when its turn comes
+    if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222: return 'it is read-only'
+    if not os.access(path.parent, os.W_OK): return 'its folder is read-only'
+
+
+def seconds(text: str) -> int:
+    "`--timeout 900`: a whole number of seconds from 1 to MAX_TIMEOUT."
+    if not re.fullmatch(r'[0-9]{1,7}', text) or not 1 <= int(text) <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of seconds from 1 to {MAX_TIMEOUT}")
+    return int(text)
 
 
 def course_root(path):
@@ -207,16 +257,20 @@ def course_root(path):
     return path.parent.parent if path.parent.name == 'nbs' else ROOT
 
 
-def run(*notebooks, quick=False, save=False, timeout=1800, keep_going=False, root=None):
-    try:
-        quick, save, keep_going = (parse_flag(n, v) for n, v in [('quick', quick), ('save', save), ('keep_going', keep_going)])
-        timeout = parse_timeout(timeout)
-    except ValueError as e:
-        print(f"run_notebook: {e}", file=sys.stderr)
-        sys.exit(2)
+def run(*notebooks: str,              # notebooks to run (default: every numbered notebook in ROOT/nbs, in reading order)
+        quick: yes_no = False,        # smoke-test mode: small data and few iterations
+        save: yes_no = False,         # write the outputs back into each notebook that ran to the end
+        timeout: seconds = 1800,      # per-cell time limit in seconds
+        keep_going: yes_no = False,   # after a failed notebook, run the rest
+        root: str | None = None):     # the course folder whose nbs/ to run (default: this repository)
+    "Run notebooks top to bottom, each in a fresh kernel, and print a summary; exit status 1 if any failed."
     paths = [Path(n).resolve() for n in notebooks] or numbered_notebooks(Path(root or ROOT).resolve() / 'nbs')
     if not paths:
         print(f"run_notebook: no numbered notebooks in {Path(root or ROOT).resolve() / 'nbs'}", file=sys.stderr)
+        sys.exit(1)
+    refused = [f"run_notebook: cannot save {p}: {why} (nothing was run)" for p in paths if save and (why := cannot_save(p))]
+    if refused:
+        print('\n'.join(refused), file=sys.stderr)
         sys.exit(1)
     results, failed = [], False
     try:
@@ -226,19 +280,20 @@ def run(*notebooks, quick=False, save=False, timeout=1800, keep_going=False, roo
             print(f"running {path.name}{' (quick)' if quick else ''} ...", flush=True)
             start, course = time.perf_counter(), Path(root).resolve() if root else course_root(path)
             try:
-                nb = execute(path, quick=quick, timeout=timeout, root=course)
-                if save: write_back(nb, path, course, quick)
+                with saving(path) if save else nullcontext() as original:
+                    nb = execute(path, quick=quick, timeout=timeout, root=course)
+                    if save: write_back(nb, path, course, quick, original)
                 status = 'ok'
             except RunFailure as e:
                 print(f"FAILED {e}\n", file=sys.stderr, flush=True)
                 status, failed = 'FAILED', True
             results.append((path.name, status, time.perf_counter() - start))
-    except KeyboardInterrupt:
-        rest = paths[len(results):]
+    except KeyboardInterrupt as e:
+        signum, rest = getattr(e, 'signum', signal.SIGINT), paths[len(results):]
         results += [(p.name, 'not run' if i else 'interrupted', 0.0) for i, p in enumerate(rest)]
-        print(f"{summary(results, quick)}\ninterrupted (Ctrl-C): the kernel was shut down"
-              f"{f'; {rest[0].name} was not written' if rest else ''}", flush=True)
-        sys.exit(130)
+        print(f"{summary(results, quick)}\n{'interrupted (Ctrl-C)' if signum == signal.SIGINT else 'stopped (SIGTERM)'}: "
+              f"the kernel was shut down{f'; {rest[0].name} was not written' if rest else ''}", flush=True)
+        sys.exit(128 + signum)
     print(summary(results, quick))
     if failed: sys.exit(1)
 
@@ -250,9 +305,10 @@ def summary(results, quick):
     return '\n'.join(lines)
 
 
-def main():
+def main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)   # Ctrl-C is a KeyboardInterrupt again, caught by run()
-    fire.Fire(run)
+    signal.signal(signal.SIGTERM, raise_stop)                   # and SIGTERM a Stop, caught there too
+    cli(run, 'run_notebook', argv)
 
 
 if __name__ == '__main__': main()

@@ -99,6 +99,10 @@ def main(config='cpu', rounds=41, number=3, top=12, keep_memory=False):
         ratio = {clock: median_ratio(t, name, BASELINE) for clock, t in times.items()}
         print(f"| {LABELS[name]} | {per_step['wall']:.1f} | {per_step['cpu']:.1f} | {ratio['wall']:.2f}x | {ratio['cpu']:.2f}x | {faults[name]:,.0f} |")
 
+    ours = median_ratio(times['cpu'], 'ours', BASELINE)
+    print(f"\ngoal (notebook 16a): our engine's step at most 1.5x torch.autograd's on 16's fused model: "
+          f"{'met' if ours <= 1.5 else 'NOT met'} ({ours:.2f}x, CPU time)")
+
     in_ops = sum(per_op.values())
     print(f"\nWhere our step goes: `op_times()` over {3 * number} steps, {step_time * 1e3:.1f} ms per step (wall, "
           f"timers included); the top {top} of {len(per_op)} (op, pass)\n")

@@ -5,6 +5,8 @@
 
 Both optimisers of a pair step the same model (two identical copies) with the same fixed
 gradients, taking turns in `rounds` rounds of `number` steps each (nb_00's `time_rounds`).
+Neither may change the gradients (torch.optim does not), so every step of both sees the same ones; after
+the timing the two copies must still agree, which checks that both did the same work.
 Prints a markdown table: median microseconds per step and the median over rounds of the ratio
 ours / torch.optim.
 """
@@ -36,11 +38,19 @@ PAIRS = [
 
 
 def stepper(model, opt_func):
-    "`opt.step` of a fresh copy of `model`, whose gradients are fixed random tensors."
+    "(`opt.step`, the copy it steps) for a fresh copy of `model`, whose gradients are fixed random tensors."
     model = copy.deepcopy(model)
     g = torch.Generator().manual_seed(1)
     for p in model.parameters(): p.grad = torch.randn(p.shape, generator=g) * 1e-3
-    return opt_func(model.parameters()).step
+    return opt_func(model.parameters()).step, model
+
+
+def check_same_work(name, ours, theirs, rtol=1e-4, atol=1e-6):
+    "After the same number of steps on the same gradients, the two copies' parameters and gradients must agree."
+    for (pname, p1), p2 in zip(ours.named_parameters(), theirs.parameters()):
+        if not torch.equal(p1.grad, p2.grad): raise AssertionError(f"{name}: {pname}.grad was changed by a step")
+        if not torch.allclose(p1, p2, rtol, atol):
+            raise AssertionError(f"{name}: {pname} differs from torch.optim's by {(p1 - p2).abs().max().item():.2e}")
 
 
 def main(rounds=7, number=20):
@@ -50,8 +60,10 @@ def main(rounds=7, number=20):
     for mname, model in models().items():
         n_tensors, n_params = len(list(model.parameters())), sum(p.numel() for p in model.parameters())
         for name, ours, theirs in PAIRS:
-            times = time_rounds({'ours': stepper(model, ours), 'torch': stepper(model, theirs)},
+            (step_ours, m_ours), (step_torch, m_torch) = stepper(model, ours), stepper(model, theirs)
+            times = time_rounds({'ours': step_ours, 'torch': step_torch},
                                 rounds=rounds, number=number, warmup=3)   # warm-up creates the optimiser state
+            check_same_work(f'{mname}, {name}', m_ours, m_torch)
             t_ours, t_torch = statistics.median(times['ours']), statistics.median(times['torch'])
             print(f'| {mname} | {n_tensors} | {n_params:,} | {name} | {t_ours * 1e6:,.0f} | {t_torch * 1e6:,.0f} | '
                   f'{median_ratio(times, "ours", "torch"):.2f} |', flush=True)

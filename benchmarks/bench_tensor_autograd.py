@@ -11,6 +11,10 @@ with the wall clock and once with this process's CPU time (the steadier measure 
 machine); the table reports the median over rounds of the time per step, and the median of the
 per-round ratios to the baseline. Torch's thread count is the course's (exp/nb_00.py: COURSE_THREADS, default 1). Inputs
 are random normal: the shapes, not the values, set the cost.
+
+After the table, one line for the goal, our engine at most 2x the baseline per step (CPU time):
+"met" or "NOT met", with the measured ratio. The exit status is 0 either way: this is a
+measurement, not a test.
 """
 import argparse, statistics, sys, time
 from pathlib import Path
@@ -21,6 +25,9 @@ from exp.nb_10a import MLP_ENGINES, mlp_stepper
 import torch
 
 BASELINE = 'torch.autograd, F.cross_entropy'
+# The goal: our engine's step at most this many times the baseline's, on CPU time (the steadier measure). A goal not
+# met is reported, not raised: this script is a measurement, and its exit status says only that it ran.
+GOAL_AT_MOST = 2.0
 CLOCKS = {'wall': time.perf_counter, 'cpu': time.process_time}
 
 
@@ -36,6 +43,10 @@ def main(steps=100, rounds=15, bs=64):
         per_step = {clock: statistics.median(t[engine]) / steps * 1e6 for clock, t in times.items()}
         ratio = {clock: median_ratio(t, engine, BASELINE) for clock, t in times.items()}
         print(f"| {engine} | {per_step['wall']:.0f} µs | {per_step['cpu']:.0f} µs | {ratio['wall']:.2f}x | {ratio['cpu']:.2f}x |")
+    ours = {clock: median_ratio(t, 'ours', BASELINE) for clock, t in times.items()}
+    met = ours['cpu'] <= GOAL_AT_MOST
+    print(f"\ngoal our engine at most {GOAL_AT_MOST:g}x the time of torch.autograd + F.cross_entropy per step (CPU time): "
+          f"{'met' if met else 'NOT met'} (measured {ours['cpu']:.2f}x; wall clock {ours['wall']:.2f}x)")
     return times
 
 

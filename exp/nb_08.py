@@ -27,28 +27,30 @@ class StepperOptimizer:
             hypers = {k: v for k, v in g.items() if k != 'params'}
             for p in g['params']:
                 if p.grad is None: continue
-                state = self.state.setdefault(p, {})
-                for stepper in self.steppers: stepper(p, state, **hypers)
+                state, grad = self.state.setdefault(p, {}), p.grad
+                for stepper in self.steppers:
+                    new_grad = stepper(p, state, grad=grad, **hypers)
+                    if new_grad is not None: grad = new_grad   # the next steppers see it; p.grad stays as it was
 
 # nbs/08_optimizers.ipynb, cell 8
-def sgd_step(p, state, lr, **hypers):
+def sgd_step(p, state, grad, lr, **hypers):
     "p <- p - lr * grad"
-    p.add_(p.grad, alpha=-lr)
+    p.add_(grad, alpha=-lr)
 
 def sgd(params, lr=0.1, **hypers): return StepperOptimizer(params, [sgd_step], lr=lr, **hypers)
 
 # nbs/08_optimizers.ipynb, cell 10
-def momentum_step(p, state, lr, mom, **hypers):
+def momentum_step(p, state, grad, lr, mom, **hypers):
     "b <- mom*b + grad (b = grad at the first step); p <- p - lr*b"
-    if 'mom_buf' not in state: state['mom_buf'] = p.grad.clone()
-    else: state['mom_buf'].mul_(mom).add_(p.grad)
+    if 'mom_buf' not in state: state['mom_buf'] = grad.clone()
+    else: state['mom_buf'].mul_(mom).add_(grad)
     p.add_(state['mom_buf'], alpha=-lr)
 momentum_step.defaults = dict(mom=0.9)
 
 # nbs/08_optimizers.ipynb, cell 12
-def l2_reg(p, state, wd, **hypers):
-    "L2 regularisation: grad <- grad + wd*p (the optimiser then treats it as part of the gradient)."
-    if wd: p.grad.add_(p, alpha=wd)
+def l2_reg(p, state, grad, wd, **hypers):
+    "L2 regularisation: the steppers after it get grad + wd*p, a new tensor (p.grad is left alone, as in torch.optim)."
+    if wd: return grad.add(p, alpha=wd)
 l2_reg.defaults = dict(wd=0.)
 
 def weight_decay(p, state, lr, wd, **hypers):
@@ -61,7 +63,7 @@ def sgd_momentum(params, lr=0.1, **hypers):
     return StepperOptimizer(params, [l2_reg, momentum_step], lr=lr, **hypers)
 
 # nbs/08_optimizers.ipynb, cell 16
-def adam_step(p, state, lr, beta1, beta2, eps, **hypers):
+def adam_step(p, state, grad, lr, beta1, beta2, eps, **hypers):
     "Adam update with bias-corrected first and second moments."
     if 'step' not in state:
         state['step'] = 0
@@ -69,8 +71,8 @@ def adam_step(p, state, lr, beta1, beta2, eps, **hypers):
         state['exp_avg_sq'] = torch.zeros_like(p)
     state['step'] += 1
     t, m, v = state['step'], state['exp_avg'], state['exp_avg_sq']
-    m.lerp_(p.grad, 1 - beta1)
-    v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+    m.lerp_(grad, 1 - beta1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
     denom = (v / (1 - beta2 ** t)).sqrt_().add_(eps)
     p.addcdiv_(m, denom, value=-lr / (1 - beta1 ** t))
 adam_step.defaults = dict(beta1=0.9, beta2=0.999, eps=1e-8)

@@ -132,12 +132,15 @@ def _check_grad(ctx, x, g):
 
 def backprop(root, grad):
     "Push `grad` (d loss / d root) back through the graph into the leaves' `.grad`."
-    grads, given_to_leaves = {root: grad}, set()
+    # Every leaf's .grad must be its own tensor: not the caller's `grad` (or a view of it), which `x.backward(g)`,
+    # `x.reshape(...)` or `x + 1` would hand on unchanged, and not another leaf's (Add hands one tensor to both inputs).
+    # So the storages already in use are remembered, the caller's first, and a leaf that would share one gets a copy.
+    grads, given_to_leaves = {root: grad}, {grad.untyped_storage().data_ptr()}
     for node in reversed(tensor_topo_sort(root)):
         g = grads.pop(node, None)
         if g is None: continue
         ctx = node._ctx
-        if ctx is None:   # a leaf: its .grad must be writable (not a broadcast view) and its own (Add hands one tensor to both inputs)
+        if ctx is None:   # a leaf: its .grad must be writable (not a broadcast view) and its own (see above)
             if not g.is_contiguous() or g.untyped_storage().data_ptr() in given_to_leaves:
                 g = g.clone(memory_format=torch.contiguous_format)
             given_to_leaves.add(g.untyped_storage().data_ptr())

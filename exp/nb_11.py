@@ -7,18 +7,26 @@ import torch
 
 # nbs/11_bigram.ipynb, cell 5
 def read_words(path):
-    "The words of a text file, one per line (blank lines skipped); an empty file is an error."
-    words = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    "The words of a UTF-8 text file, one per line (blank lines and a byte-order mark skipped); an empty file is an error."
+    data = Path(path).read_bytes()
+    try: text = data.decode('utf-8').removeprefix('\ufeff')
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} ({e.reason})") from None
+    words = [line.strip() for line in text.splitlines() if line.strip()]
     if not words: raise ValueError(f"{path}: no words in the file (expected one name per line)")
     return words
 
 # nbs/11_bigram.ipynb, cell 10
+def check_words(words, caller):
+    "Refuse an empty list, an empty word, or a word containing '.' (the start/end token), naming `caller` and the word."
+    if not words: raise ValueError(f"{caller}: the word list is empty")
+    for i, w in enumerate(words):
+        if not w: raise ValueError(f"{caller}: word {i} is empty")
+        if '.' in w: raise ValueError(f"{caller}: word {i} ({w!r}) contains '.', the start/end token")
+
 def build_vocab(words):
     "(stoi, itos): '.' (start and end of a word) is token 0, then the words' characters in sorted order."
-    if not words: raise ValueError("build_vocab: the word list is empty")
-    for i, w in enumerate(words):
-        if not w: raise ValueError(f"build_vocab: word {i} is empty")
-        if '.' in w: raise ValueError(f"build_vocab: word {i} ({w!r}) contains '.', the start/end token")
+    check_words(words, 'build_vocab')
     chars = sorted(set(''.join(words)))
     stoi = {'.': 0} | {c: i + 1 for i, c in enumerate(chars)}
     return stoi, {i: c for c, i in stoi.items()}
@@ -33,7 +41,7 @@ def encode_word(word, stoi):
 # nbs/11_bigram.ipynb, cell 13
 def bigram_pairs(words, stoi):
     "Every bigram of `words` ('.' at both ends) as two int64 tensors: the current tokens and the next ones."
-    if not words: raise ValueError("bigram_pairs: the word list is empty")
+    check_words(words, 'bigram_pairs')
     xs, ys = [], []
     for w in words:
         tokens = [stoi['.']] + encode_word(w, stoi) + [stoi['.']]
@@ -49,6 +57,7 @@ def bigram_counts(words, stoi):
 # nbs/11_bigram.ipynb, cell 18
 def bigram_probs(N, smoothing=1):
     "P[i, j] = P(next token j | current token i), estimated from counts `N` with `smoothing` fake counts per cell."
+    if not smoothing >= 0: raise ValueError(f"bigram_probs: smoothing must be a count >= 0, not {smoothing!r}")   # NaN too
     P = (N + smoothing).float()
     return P / P.sum(1, keepdim=True)
 

@@ -6,7 +6,7 @@ import random
 import torch
 import torch.nn.functional as F
 from fastprogress.fastprogress import progress_bar
-from exp.nb_11 import encode_word
+from exp.nb_11 import check_words, encode_word
 
 # nbs/12_mlp_lm.ipynb, cell 5
 def split_words(words, seed=42):
@@ -14,14 +14,18 @@ def split_words(words, seed=42):
     words = list(words)
     random.Random(seed).shuffle(words)
     n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
-    return words[:n1], words[n1:n2], words[n2:]
+    splits = words[:n1], words[n1:n2], words[n2:]
+    for name, split in zip(('train', 'dev', 'test'), splits):
+        if not split: raise ValueError(f"split_words: {len(words)} words leave the {name} split empty "
+                                       f"(80/10/10 gives {n1}/{n2 - n1}/{len(words) - n2})")
+    return splits
 
 # nbs/12_mlp_lm.ipynb, cell 8
 def build_dataset(words, block_size, stoi):
     "(X, Y) int64 tensors: each token of each word ('.' at the end) and the `block_size` tokens before it ('.'-padded)."
-    if not isinstance(block_size, int) or block_size < 1:
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:   # True is an int too
         raise ValueError(f"build_dataset: block_size must be a whole number of at least 1, not {block_size!r}")
-    if not words: raise ValueError("build_dataset: the word list is empty")
+    check_words(words, 'build_dataset')
     X, Y = [], []
     for w in words:
         context = [stoi['.']] * block_size
@@ -45,6 +49,7 @@ def mlp_lm_logits(params, X):
 # nbs/12_mlp_lm.ipynb, cell 22
 def train_lm(logits_fn, params, X, Y, steps, lr_at, batch_size=32, generator=None, every=0, evaluate=None):
     "Minibatch SGD on cross-entropy. Returns (loss of every step, [(step, evaluate()) every `every` steps])."
+    if not len(X): raise ValueError("train_lm: the training set is empty")
     losses, log = [], []
     for step in progress_bar(range(steps)):
         ix = torch.randint(0, len(X), (batch_size,), generator=generator)
@@ -60,4 +65,6 @@ def train_lm(logits_fn, params, X, Y, steps, lr_at, batch_size=32, generator=Non
 
 def split_losses(logits_fn, splits):
     "{name: mean cross-entropy of logits_fn over the whole split} for `splits` = {name: (X, Y)}, without gradients."
+    for name, (X, _) in splits.items():
+        if not len(X): raise ValueError(f"split_losses: split {name!r} is empty")
     with torch.no_grad(): return {name: F.cross_entropy(logits_fn(X), Y).item() for name, (X, Y) in splits.items()}

@@ -14,12 +14,18 @@ from exp.nb_13 import BatchNorm1d as _BatchNorm1d13   # the layer refined below
 
 # nbs/15_wavenet.ipynb, cell 8
 class Embedding(nn.Module):
-    "A lookup table: `weight[idx]`, one `embedding_dim` vector per token, weights drawn from N(0, 1) like nn.Embedding."
+    """A lookup table: `weight[idx]`, one `embedding_dim` vector per token, weights drawn from N(0, 1) like nn.Embedding.
+    Like F.embedding it refuses an index outside 0..num_embeddings-1 (plain indexing would wrap -1 to the last row)."""
     def __init__(self, num_embeddings, embedding_dim):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(num_embeddings, embedding_dim))
 
-    def forward(self, idx): return self.weight[idx]
+    def forward(self, idx):
+        if idx.dtype not in (torch.int64, torch.int32): raise TypeError(f"Embedding: indices must be int64 or int32, not {idx.dtype}")
+        n = len(self.weight)
+        if idx.numel() and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"Embedding: index {idx[(idx < 0) | (idx >= n)][0].item()} is out of range for a table of {n} rows")
+        return self.weight[idx]
 
 # nbs/15_wavenet.ipynb, cell 11
 class FlattenConsecutive(nn.Module):
@@ -51,6 +57,9 @@ class Sequential(nn.Module):
 # nbs/15_wavenet.ipynb, cell 17
 def lm_dls(X, Y, X_valid, Y_valid, bs=32):
     "`DataLoaders` over (context, next token) tensors: shuffled full training batches (BatchNorm needs 2+), validation in order."
+    if len(X) < bs:   # drop_last would leave an epoch without a single batch
+        raise ValueError(f"lm_dls: {len(X)} training examples make no full batch of bs={bs}")
+    if not len(X_valid): raise ValueError("lm_dls: the validation split is empty")
     return DataLoaders(DataLoader(Dataset(X, Y), bs, shuffle=True, drop_last=True), DataLoader(Dataset(X_valid, Y_valid), 2 * bs))
 
 def lm_learner(model, dls, lr, final_div=100., cbs=()):
@@ -70,6 +79,8 @@ def fit_by_hand(model, dl, opt, loss_func=F.cross_entropy):
 @torch.no_grad()
 def model_losses(model, splits, chunk=16384):
     "{name: mean cross-entropy over the whole split} for `splits` = {name: (X, Y)}, in eval mode."
+    for name, (X, _) in splits.items():
+        if not len(X): raise ValueError(f"model_losses: split {name!r} is empty")
     was_training = model.training
     model.eval()
     try:

@@ -2,10 +2,11 @@
 
 # nbs/16_gpt.ipynb, cell 2
 from exp.nb_09 import *  # noqa: F403 re-export: the course's stack so far, for the learner's convenience
-import hashlib, os, pickle, sys, time, zipfile
+import difflib, fcntl, hashlib, inspect, math, os, pickle, stat, sys, tempfile, time, zipfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-import fire
+from fastcore.script import anno_parser
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -76,6 +77,24 @@ def generate_tokens(model, idx, max_new_tokens, block_size, generator=None):
     return idx
 
 # nbs/16_gpt.ipynb, cell 19
+def _finite(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _whole(low, high=10 ** 9):   # counts above a billion are typos, not plans; torch's seeds go to 2**64 - 1
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high, f"a whole number from {low:,} to {high:,}"
+_SEED = _whole(0, 2 ** 64 - 1)
+_POSITIVE = lambda v: _finite(v) and v > 0, 'a finite number > 0'
+_NON_NEGATIVE = lambda v: _finite(v) and v >= 0, 'a finite number >= 0'
+_FRACTION = lambda v: _finite(v) and 0 <= v < 1, 'a number from 0 to 1, 1 excluded'
+
+def check_value(name, value, rule):
+    "`value`, if it passes `rule` (a test, what it must be); else an `InputError` naming `name`."
+    ok, must = rule
+    if not ok(value): raise InputError(f"{name} must be {must}, not {value!r}")
+    return value
+
+def check_fields(obj, rules):
+    "Check each field of the dataclass `obj` against its rule (name -> rule), so bad settings fail where they are made."
+    for name, rule in rules.items(): check_value(f"{type(obj).__name__}.{name}", getattr(obj, name), rule)
+
 @dataclass
 class TrainConfig:
     "How to train: batch, learning-rate schedule, AdamW, gradient clipping, evaluation, seed."
@@ -91,6 +110,11 @@ class TrainConfig:
     eval_interval: int = 500
     eval_iters: int = 200
     seed: int = 1337
+
+    def __post_init__(self):
+        check_fields(self, dict(batch_size=_whole(1), max_iters=_whole(0), lr=_POSITIVE, min_lr=_NON_NEGATIVE,
+                                warmup_iters=_whole(0), lr_decay_iters=_whole(0), weight_decay=_NON_NEGATIVE, beta2=_FRACTION,
+                                grad_clip=_NON_NEGATIVE, eval_interval=_whole(1), eval_iters=_whole(1), seed=_SEED))
 
 def lr_schedule(tc):
     "Iteration -> learning rate: linear warmup from 0 to `lr`, cosine to `min_lr` at `lr_decay_iters`, then `min_lr`."
@@ -202,6 +226,8 @@ class GPTConfig:
     fused: bool = False   # F.scaled_dot_product_attention and nn.LayerNorm (matched by ours) instead of ours
 
     def __post_init__(self):
+        check_fields(self, dict(vocab_size=_whole(1), block_size=_whole(1), n_layer=_whole(1), n_head=_whole(1), n_embd=_whole(1),
+                                dropout=_FRACTION, fused=(lambda v: isinstance(v, bool), 'True or False')))
         if self.n_embd % self.n_head:
             raise InputError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
 
@@ -324,12 +350,22 @@ def flops_per_token(model):
 CHECKPOINT_FORMAT = 'dl-foundations/gpt16-checkpoint/1'
 CHECKPOINT_KEYS = ('format', 'config', 'model_config', 'train_config', 'vocab', 'data_sha256',
                    'model', 'optimizer', 'iter', 'train_time', 'history', 'rng')
+_FILE_KINDS = {stat.S_IFDIR: 'a folder', stat.S_IFIFO: 'a named pipe', stat.S_IFCHR: 'a device', stat.S_IFBLK: 'a device',
+               stat.S_IFSOCK: 'a socket'}
+
+def check_regular_file(path, missing='no such file'):
+    "Refuse a path that is not a regular file: reading a named pipe or /dev/zero would never end."
+    try: mode = path.stat().st_mode
+    except FileNotFoundError: raise InputError(f"{path}: {missing}") from None
+    except OSError as e: raise InputError(f"{path}: cannot be read ({e.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path}: not a regular file ({_FILE_KINDS.get(stat.S_IFMT(mode), 'not a file')}): give a text file")
 
 def read_text(path):
     "The contents of a UTF-8 text file; a missing, unreadable, empty or non-UTF-8 file is an `InputError`."
     path = Path(path)
+    check_regular_file(path)
     try: raw = path.read_bytes()
-    except FileNotFoundError: raise InputError(f"{path}: no such file") from None
     except OSError as e: raise InputError(f"{path}: cannot be read ({e.strerror})") from None
     if not raw: raise InputError(f"{path}: the file is empty")
     try: return raw.decode('utf-8')
@@ -351,22 +387,50 @@ def check_long_enough(text, block_size, source):
                          f"split (the last 10%) needs a window of {block_size + 1} characters (input and target): give "
                          f"at least {min_text_length(block_size):,} characters")
 
+def _temporaries(path): return [p for p in path.parent.iterdir() if p.name.startswith(f'.{path.name}.') and p.name.endswith('.tmp')]
+
 def save_checkpoint(ckpt, path):
-    "Write `ckpt` whole or not at all: a temporary file in the same folder, then a rename over `path`."
+    "Write `ckpt` whole or not at all: a temporary file of a unique name in the same folder, then a rename over `path`."
     path = Path(path)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    os.close(fd)
     try:
         torch.save(ckpt, tmp)
+        with open(tmp, 'rb') as f: os.fsync(f.fileno())   # on disk before the rename makes it the checkpoint
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)                       # mkstemp's 0o600 would make it private
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
+
+@contextmanager
+def writing(out):
+    "Hold `out`.lock while a run writes `out`, so that a second run is refused; remove what a killed run left."
+    lock = Path(f'{out}.lock')
+    try: fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)   # also finds an unwritable folder before any work
+    except OSError as e: raise InputError(f"{out}: cannot write in {out.parent} ({e.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)   # the system releases it when its holder dies
+            if os.fstat(fd).st_ino != os.stat(lock).st_ino: raise BlockingIOError   # a finishing run removed it meanwhile
+        except (BlockingIOError, FileNotFoundError):
+            raise InputError(f"{out} is being written by another run (it holds {lock}): wait for it to end, or choose another --out") from None
+        try:
+            for tmp in _temporaries(out): tmp.unlink(missing_ok=True)   # only the lock's holder writes them: these are stale
+            yield
+        finally: lock.unlink(missing_ok=True)
+    finally: os.close(fd)
 
 def load_checkpoint(path):
-    "A checkpoint of `train_gpt`, read with `weights_only=True` (tensors and plain data only); else an `InputError`."
+    "A checkpoint of `train_gpt`, read with `weights_only=True` (tensors and plain data only) and checked; else an `InputError`."
     path = Path(path)
-    if not path.is_file(): raise InputError(f"{path}: no such checkpoint")
+    check_regular_file(path, missing='no such checkpoint')
     if not zipfile.is_zipfile(path):   # torch.save writes a zip archive; a truncated one has lost its directory
         raise InputError(f"{path}: not a readable checkpoint, truncated or not written by torch.save (not a zip archive)")
+    try:
+        with zipfile.ZipFile(path) as z: damaged = z.testzip()   # every entry against its CRC-32: torch.load does not check
+    except Exception as e: damaged = f'the archive ({type(e).__name__})'
+    if damaged: raise InputError(f"{path}: damaged: the bytes of {damaged} do not match their CRC-32: the file changed after it was written")
     try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         raise InputError(f"{path}: refused: it holds objects other than tensors and plain data, which "
@@ -378,7 +442,30 @@ def load_checkpoint(path):
         raise InputError(f"{path}: not a checkpoint of this course's GPT (no 'format': {CHECKPOINT_FORMAT!r} entry)")
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
     if missing: raise InputError(f"{path}: the checkpoint lacks {', '.join(missing)}")
+    try: check_entries(ckpt)
+    except InputError as e: raise InputError(f"{path}: inconsistent checkpoint: {e}") from None
     return ckpt
+
+_ENTRY_TYPES = dict(config=str, model_config=dict, train_config=dict, vocab=str, data_sha256=str, model=dict, optimizer=dict,
+                    history=list, rng=dict)
+
+def check_entries(ckpt):
+    "Refuse entries of the wrong type, or that do not fit together (the vocabulary and vocab_size, the weights' values)."
+    for key, kind in _ENTRY_TYPES.items():
+        if not isinstance(ckpt[key], kind): raise InputError(f"{key} must be a {kind.__name__}, not a {type(ckpt[key]).__name__}")
+    check_value('config', ckpt['config'], (lambda v: v in CONFIGS, f"one of {', '.join(CONFIGS)}"))
+    try: cfg, _ = GPTConfig(**ckpt['model_config']), TrainConfig(**ckpt['train_config'])
+    except TypeError as e: raise InputError(str(e)) from None   # a field missing or unknown
+    check_value('iter', ckpt['iter'], _whole(0)); check_value('train_time', ckpt['train_time'], _NON_NEGATIVE)
+    if not all(isinstance(row, dict) and 'iter' in row for row in ckpt['history']):
+        raise InputError("history must be a list of rows, each a dict with an 'iter'")
+    vocab, in_order = ckpt['vocab'], list(ckpt['vocab']) == sorted(set(ckpt['vocab']))
+    if len(vocab) != cfg.vocab_size or not in_order:
+        raise InputError(f"vocab must be the {cfg.vocab_size:,} distinct characters of model_config's vocab_size, in order, "
+                         f"not {len(vocab):,} characters{'' if in_order else ' out of order or repeated'}")
+    for name, w in ckpt['model'].items():
+        if not (torch.is_tensor(w) and (not w.is_floating_point() or w.isfinite().all())):
+            raise InputError(f"the model weight {name} is not a tensor of finite numbers")
 
 def model_from_checkpoint(ckpt, path):
     "The `GPT` a checkpoint describes, with its weights (in eval mode)."
@@ -390,31 +477,45 @@ def model_from_checkpoint(ckpt, path):
     return model.eval()
 
 # nbs/16_gpt.ipynb, cell 51
-def _whole_number(name, value, low=0):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InputError(f"--{name} must be a whole number >= {low}, not {value!r}")
-    return value
+class TrainingInterrupted(KeyboardInterrupt):
+    "Ctrl-C during `train_gpt`; the message says which iteration the checkpoint holds."
+
+def _training_overrides(tc, overrides):
+    "`tc` with `overrides` (TrainConfig field -> value), each checked by TrainConfig."
+    unknown = [k for k in overrides if k not in tc.__dataclass_fields__]
+    if unknown: raise InputError(f"no training setting {unknown[0]!r}: the settings are {', '.join(tc.__dataclass_fields__)}")
+    return replace(tc, **overrides)
+
+def _check_out(out):
+    "Refuse an --out that cannot become a checkpoint file, before any work."
+    if out.is_dir(): raise InputError(f"{out} is a folder: give --out the checkpoint's file name")
+    if not out.parent.is_dir(): raise InputError(f"{out}: the folder {out.parent} does not exist")
 
 def train_gpt(data='shakespeare', out='ckpt.pt', config=None, max_iters=None, resume=False, log=print, **train_overrides):
     "Train a GPT on `data` (checked first), checkpointing to `out` after every evaluation; returns the `GPTTrainer`."
     if not isinstance(resume, bool): raise InputError(f"--resume takes no value (or true/false), not {resume!r}")
     if config is not None and config not in CONFIGS:
         raise InputError(f"--config={config!r}: the configurations are {', '.join(CONFIGS)}")
-    if max_iters is not None: _whole_number('max_iters', max_iters)
+    if max_iters is not None: check_value('--max_iters', max_iters, _whole(0))
+    if resume and train_overrides: raise InputError(f"a resumed run keeps its training settings: drop {', '.join(train_overrides)}")
     out = Path(str(out))
+    _check_out(out)
+    if str(data) != 'shakespeare': check_regular_file(Path(str(data)))
+    with writing(out): return _train_locked(data, out, config, max_iters, resume, log, train_overrides)
+
+def _train_locked(data, out, config, max_iters, resume, log, train_overrides):
+    "`train_gpt`, once it holds the lock on `out`."
     if resume:
         ckpt = load_checkpoint(out)
         if config is not None and config != ckpt['config']:
             raise InputError(f"{out} was trained with --config={ckpt['config']}, not {config}: resume it without --config")
         name, model = ckpt['config'], model_from_checkpoint(ckpt, out)
-        try: cfg, tc = model.cfg, TrainConfig(**ckpt['train_config'])
-        except TypeError as e: raise InputError(f"{out}: the checkpoint's train_config does not fit ({e})") from None
+        cfg, tc = model.cfg, TrainConfig(**ckpt['train_config'])
     else:
         if out.exists(): raise InputError(f"{out} exists: pass --resume to continue that run, or choose another --out")
-        if not out.parent.is_dir(): raise InputError(f"{out}: the folder {out.parent} does not exist")
         name = config or 'cpu'
         cfg, tc = CONFIGS[name]
-        tc = replace(tc, **train_overrides)
+        tc = _training_overrides(tc, train_overrides)
     text, source = load_text(data)
     digest = hashlib.sha256(text.encode()).hexdigest()
     if resume and digest != ckpt['data_sha256']:
@@ -440,11 +541,19 @@ def train_gpt(data='shakespeare', out='ckpt.pt', config=None, max_iters=None, re
             'vocab': tok.chars, 'data_sha256': digest}
     if log: log(f"{source}: {len(text):,} characters, vocabulary {len(tok)}; config {name!r}: "
                 f"{count_params(trainer.model):,} parameters; iterations {trainer.iter:,} -> {max_iters:,}")
-    return trainer.fit(max_iters, on_eval=lambda: save_checkpoint({**meta, **trainer.state_dict()}, out), log=log)
+    saved = ckpt['iter'] if resume else None   # the iteration `out` holds, for the message if Ctrl-C comes
+    def save():
+        nonlocal saved
+        save_checkpoint({**meta, **trainer.state_dict()}, out)
+        saved = trainer.iter
+    try: return trainer.fit(max_iters, on_eval=save, log=log)
+    except KeyboardInterrupt:
+        held = f"{out} holds iteration {saved:,} (resume with --resume)" if saved is not None else f"nothing was written to {out}"
+        raise TrainingInterrupted(f"interrupted at iteration {trainer.iter:,}; {held}") from None
 
 def sample_text(ckpt='ckpt.pt', prompt='\n', n=500, seed=0):
     "The prompt and `n` characters sampled after it by the model of checkpoint `ckpt`, with generator seed `seed`."
-    _whole_number('n', n); _whole_number('seed', seed)
+    check_value('--n', n, _whole(0, 10 ** 6)); check_value('--seed', seed, _SEED)
     state = load_checkpoint(ckpt)
     model, tok = model_from_checkpoint(state, ckpt), CharTokenizer(state['vocab'])
     prompt = str(prompt)
@@ -454,21 +563,73 @@ def sample_text(ckpt='ckpt.pt', prompt='\n', n=500, seed=0):
     return tok.decode(generate_tokens(model, idx, n, model.cfg.block_size, torch.Generator().manual_seed(seed))[0])
 
 # nbs/16_gpt.ipynb, cell 60
-def train(data='shakespeare', out='ckpt.pt', config=None, max_iters=None, resume=False):
-    """Train a GPT on Tiny Shakespeare (--data=shakespeare) or any UTF-8 text file, checkpointing to --out.
+def _summary(fn): return (fn.__doc__ or '').strip().split('\n')[0]
 
-    --config: cpu (default; 10 minutes on one CPU thread), lecture (the lecture's 10.8M-parameter model, for a GPU)
-    or tiny (seconds; for tests). --max_iters: the iteration to stop at (default: the config's). --resume: continue
-    the run saved in --out, exactly."""
+def _commands_usage(commands, prog):
+    "What `prog --help` prints: the commands, each with the first line of its docstring."
+    rows = [f"  {name:<10} {_summary(fn)}" for name, fn in commands.items()]
+    return '\n'.join([f"usage: {prog} COMMAND [--flag=value ...]", '', 'commands:', *rows, '',
+                      f"`{prog} COMMAND --help` describes the flags of COMMAND"])
+
+def _refuse(usage, prog, message):
+    "argparse's way of refusing: the usage, `prog: error: message`, exit status 2."
+    print(f"{usage}\n{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+def _unknown_flag(token, command, flags):
+    "The message for a flag `command` does not have, with the nearest one and the list."
+    name = token.split('=')[0]
+    near = difflib.get_close_matches(name, flags, n=1)
+    what = f"unknown flag {name}{f' (did you mean {near[0]}?)' if near else ''}" if name.startswith('-') else \
+           f"unexpected argument {token!r} (flags are written --name=value)"
+    return f"{what}; the flags of {command} are {', '.join(flags)}"
+
+def command_line(commands, argv=None, prog=None):
+    "Run `commands[argv[0]]` (a dict name -> function) with the flags that follow, parsed strictly; returns what it returns."
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    prog = prog or Path(sys.argv[0]).name
+    usage = _commands_usage(commands, prog)
+    if argv[:1] in (['-h'], ['--help']): print(usage); sys.exit(0)
+    if not argv: _refuse(usage, prog, f"no command given: the commands are {', '.join(commands)}")
+    name, flags = argv[0], argv[1:]
+    if name not in commands: _refuse(usage, prog, f"unknown command {name!r}: the commands are {', '.join(commands)}")
+    fn = commands[name]
+    parser = anno_parser(fn, prog=f'{prog} {name}')   # types and --help text from the annotations and comments
+    parser.allow_abbrev = False                       # `--max_iter` is a typo, not `--max_iters`
+    for a in parser._actions:                         # a default such as '\n' would read as nothing: show its repr
+        if isinstance(a.default, str) and a.default != a.default.strip():
+            a.help = a.help.replace(f'(default: {a.default})', f'(default: {a.default!r})')
+    args, unknown = parser.parse_known_args(flags)
+    args = vars(args)
+    hidden = {'--pdb': args.pop('pdb'), '--xtra': args.pop('xtra') is not None}   # fastcore's, not the function's
+    bad = [t for t in flags if t in unknown or hidden.get(t.split('=')[0])]
+    if bad: parser.error(_unknown_flag(bad[0], name, [f'--{p}' for p in inspect.signature(fn).parameters]))
+    return fn(**args)
+
+def train(data: str = 'shakespeare',  # `shakespeare` (Tiny Shakespeare) or the path of a UTF-8 text file; the vocabulary is its characters
+          out: str = 'ckpt.pt',       # the checkpoint, written after every evaluation; a new file unless --resume
+          config: str = None,         # cpu (the default: about 10 minutes on one CPU thread), lecture (10.8M parameters, for a GPU) or tiny (seconds)
+          max_iters: int = None,      # the iteration to stop at (default: the config's, 7,500 for cpu)
+          resume: bool = False):      # continue the run saved in --out, exactly, on the same --data
+    """Train a GPT on a text, checkpointing to --out.
+
+    Refused before any work, with one `error:` line (status 1; 2 for a flag argparse refuses), nothing written: a
+    --data that is not a readable, non-empty UTF-8 regular file long enough for the config; an --out that exists
+    (without --resume), is a folder, cannot be written or is being written by another run; a --resume checkpoint
+    that is damaged or inconsistent. Ctrl-C stops with one line saying which iteration --out holds (status 130)."""
     train_gpt(data, out, config, max_iters, resume)
 
-def sample(ckpt='ckpt.pt', prompt='\n', n=500, seed=0):
-    "Print --prompt and --n characters sampled after it from the model in --ckpt (--seed: the generator's seed)."
+def sample(ckpt: str = 'ckpt.pt',  # a checkpoint written by train
+           prompt: str = '\n',     # the text to start from, taken as typed; every character must be in the checkpoint's vocabulary
+           n: int = 500,           # the number of characters to sample after the prompt
+           seed: int = 0):         # the random generator's seed: the same seed, the same text
+    "Print --prompt and --n characters sampled after it from the model in --ckpt."
     print(sample_text(ckpt, prompt, n, seed))
 
 def main(argv=None):
-    "`python -m exp.nb_16 train ...` and `python -m exp.nb_16 sample ...`; bad input ends with its message, status 1."
-    try: fire.Fire({'train': train, 'sample': sample}, command=argv, name='python -m exp.nb_16')
+    "`python -m exp.nb_16 train ...` and `python -m exp.nb_16 sample ...`; bad input ends with its message, status 1; Ctrl-C, 130."
+    try: command_line({'train': train, 'sample': sample}, argv, prog='python -m exp.nb_16')
     except (InputError, DataError) as e: sys.exit(f"error: {e}")
+    except KeyboardInterrupt as e: print(str(e) or 'interrupted', file=sys.stderr); sys.exit(130)   # Ctrl-C: one line
 
 if __name__ == '__main__' and '__file__' in globals(): main()   # not when a notebook runs this cell

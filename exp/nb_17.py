@@ -2,10 +2,10 @@
 
 # nbs/17_distributed.ipynb, cell 2
 from exp.nb_09 import *  # noqa: F403 (a deliberate re-export: one import in a notebook brings the stack below)
-import copy, datetime, json, os, signal, statistics, subprocess, sys, time, uuid
+import copy, datetime, fcntl, json, math, os, signal, statistics, subprocess, sys, tempfile, time, uuid
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
-import fire
 import torch
 from torch import nn
 import torch.distributed as dist
@@ -18,6 +18,7 @@ from exp.nb_04 import (Callback, CancelBatchException, CancelFitException, DataL
                        eval_accuracy, get_mlp, get_mnist_dls)
 from exp.nb_06 import DeviceCB, get_image_dls
 from exp.nb_09 import get_resnet
+from exp.nb_16 import InputError, command_line   # the course's strict command line (argparse, from the annotations)
 
 # nbs/17_distributed.ipynb, cell 12
 TORCHRUN_VARS = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
@@ -111,10 +112,19 @@ def ring_inputs(rank, numel, dtype=torch.float64, seed=SEED):
     x = torch.randn(numel, generator=torch.Generator().manual_seed(seed * 1000 + rank), dtype=torch.float64)
     return x if dtype.is_floating_point else (x * 1000).to(dtype)
 
-def check_ring(sizes=(1, 2, 7, 1000, 100_003), out=None, timeout=60.):
-    "Under torchrun: the ring all-reduce against `dist.all_reduce`; rank 0 prints the table; `out` is formatted with the rank."
+def whole_numbers(flag, text, low=1):
+    "'1,2,7' (or a number, or a sequence of them) -> [1, 2, 7], each a whole number >= `low`; else an `InputError`."
+    items = str(text).split(',') if isinstance(text, (str, int)) else list(text)
+    try: return [whole(flag, int(i), low) for i in items]
+    except ValueError: raise InputError(f"--{flag}={text}: expected whole numbers >= {low}, separated by commas") from None
+
+def check_ring(sizes: str = '1,2,7,1000,100003',  # the tensor sizes to all-reduce, separated by commas
+               out: str = None,                  # a new file per rank for the results, its name formatted with {rank}
+               timeout: float = 60.):            # seconds a send or receive may wait for a neighbour before failing
+    "Under torchrun: the ring all-reduce against `dist.all_reduce`; rank 0 prints the table."
     rank, _, world_size = dist_env()
-    sizes = [sizes] if isinstance(sizes, int) else list(sizes)
+    sizes, timeout = whole_numbers('sizes', sizes), positive('timeout', timeout)
+    if out is not None: out = new_file('out', str(out).replace('{rank}', str(rank)))
     dist.init_process_group('gloo', timeout=datetime.timedelta(seconds=timeout))
     try:
         rows = []
@@ -128,7 +138,7 @@ def check_ring(sizes=(1, 2, 7, 1000, 100_003), out=None, timeout=60.):
         if rank == 0:
             print(f"world size {world_size}\n{'elements':>9} {'dtype':>8} {'max |ring - dist.all_reduce|':>29}")
             for r in rows: print(f"{r['numel']:>9} {r['dtype']:>8} {r['max_diff']:>29.3g}")
-        if out: torch.save(rows, str(out).format(rank=rank))
+        if out: save_whole(rows, out)
     finally:
         dist.destroy_process_group()
 
@@ -184,10 +194,17 @@ class DistributedCB(Callback):
             self.owns_group = True
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, exc, tb):
+        if isinstance(exc, Exception) and self.owns_group and self.world_size > 1 and self.failed_after_a_peer():
+            time.sleep(min(self.timeout, 30.))   # a consequence of a peer's error: torchrun, which saw that one, stops us
         if self.owns_group and dist.is_initialized(): dist.destroy_process_group()
         self.owns_group = False
         return False   # an error carries on up, after the teardown
+
+    def failed_after_a_peer(self):
+        "Count this rank's failure in the group's store: True when another rank failed first (its error is the cause)."
+        try: return dist.distributed_c10d._get_default_store().add('course_failures', 1) > 1
+        except Exception: return False   # no store to ask: report our own error
 
     def barrier(self):
         "Wait until every rank gets here (nothing to wait for alone)."
@@ -253,19 +270,68 @@ class DistributedCB(Callback):
 
 # nbs/17_distributed.ipynb, cell 41
 def _is_rank0(): return not dist.is_initialized() or dist.get_rank() == 0
+def _first_line(e): return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+
+CHECKPOINT_CB_KEYS = ('model', 'opt', 'epoch')
+
+def read_checkpoint(path):
+    "A checkpoint of `CheckpointCB`, read with `weights_only=True` (tensors and plain data only); else one-line `InputError`."
+    path = Path(path)
+    if not path.is_file(): raise InputError(f"{path}: no such checkpoint to resume from")
+    try: state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:   # truncated, damaged, not torch.save's, or objects weights_only does not run
+        raise InputError(f"{path}: not a readable checkpoint ({type(e).__name__}: {_first_line(e)})") from None
+    if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_CB_KEYS):
+        raise InputError(f"{path}: not a checkpoint of CheckpointCB (it holds no {', '.join(CHECKPOINT_CB_KEYS)})")
+    if type(state['epoch']) is not int or state['epoch'] < 0:
+        raise InputError(f"{path}: its epoch {state['epoch']!r} is not a whole number >= 0")
+    return state
+
+def save_whole(obj, path):
+    "`torch.save` to a hidden temporary name of its own in `path`'s folder, then a rename: `path` is whole or as it was."
+    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f'.{Path(path).name}.', suffix='.tmp')   # unique: no clash
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o644)   # mkstemp's 0600 would make the checkpoint private
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp): os.unlink(tmp)   # an error or Ctrl-C mid-write leaves no temporary file
+
+@contextmanager
+def checkpoint_lock(path):
+    "Hold `path`'s lock file for the block; another process asking meanwhile gets an `InputError`. A killed holder's lock is freed by the kernel."
+    lock = Path(path).with_name(f'.{Path(path).name}.lock')
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(f"{path}: in use by another run (it holds {lock.name}): wait for it to end") from None
+        if lock.exists() and lock.stat().st_ino == os.fstat(fd).st_ino: break
+        os.close(fd)   # its last holder removed the file between our open and our lock: take a fresh one
+    try: yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
 
 class CheckpointCB(Callback):
-    "After every epoch rank 0 saves model, optimizer and epoch to `path`; with `resume`, a fit continues from `path`."
+    '''After every epoch rank 0 saves model, optimizer and epoch to `path`; with `resume`, a fit continues from `path`
+    (which must exist), with the learner's own hyperparameters (its lr): the checkpoint gives weights and optimizer state.'''
     order = DeviceCB.order + 1   # before DistributedCB wraps the model and ProgressCB wraps the epochs
 
     def __init__(self, path, resume=False): self.path, self.resume = Path(path), resume
 
     def before_fit(self):
         learn, self.start = self.learn, 0
-        if not (self.resume and self.path.exists()): return
-        state = torch.load(self.path, map_location='cpu', weights_only=True)
-        plain_module(learn.model).load_state_dict(state['model'])
-        learn.opt.load_state_dict(state['opt'])
+        if not self.resume: return
+        state = read_checkpoint(self.path)
+        hyper = [{k: v for k, v in g.items() if k != 'params'} for g in learn.opt.param_groups]
+        try:
+            plain_module(learn.model).load_state_dict(state['model'])
+            learn.opt.load_state_dict(state['opt'])
+        except Exception as e: raise InputError(f"{self.path}: does not fit this model and optimizer ({_first_line(e)})") from None
+        for group, h in zip(learn.opt.param_groups, hyper): group.update(h)   # load_state_dict brought back the old lr
         self.start = state['epoch'] + 1
         learn.epochs = range(self.start, learn.n_epochs)
 
@@ -275,43 +341,130 @@ class CheckpointCB(Callback):
     def after_epoch(self):
         learn = self.learn
         if learn.opt is None or not _is_rank0(): return   # one writer: every rank holds the same weights
-        state = {'model': plain_module(learn.model).state_dict(), 'opt': learn.opt.state_dict(), 'epoch': learn.epoch}
-        tmp = self.path.with_name(self.path.name + '.tmp')
-        torch.save(state, tmp)
-        os.replace(tmp, self.path)   # a reader never sees half a file
+        save_whole({'model': plain_module(learn.model).state_dict(), 'opt': learn.opt.state_dict(), 'epoch': learn.epoch}, self.path)
 
 # nbs/17_distributed.ipynb, cell 44
+COURSE_MODELS, FLOAT_DTYPES = ('mlp', 'resnet'), ('float32', 'float64', 'bfloat16', 'float16')
+
 def course_model(name, bs, n_train=None):
     "The course model `name` ('mlp': notebook 04's, 'resnet': 09's) and its Fashion-MNIST `DataLoaders`."
     if name == 'mlp': return get_mlp(), get_mnist_dls(bs, n_train)
     if name == 'resnet': return get_resnet(), get_image_dls(bs, n_train)
     raise ValueError(f"model {name!r}: expected 'mlp' or 'resnet'")
 
-def train_distributed(model='mlp', epochs=3, bs=128, lr=0.05, accumulate=1, n_train=None, dtype='float32',
-                      ckpt=None, resume=False, out=None, seed=SEED, timeout=60.):
-    "Train a course model on Fashion-MNIST in every process torchrun started (or alone); rank 0 prints and saves."
-    with DistributedCB(timeout, accumulate=accumulate, seed=seed) as dcb:
-        set_seed(seed)
-        net, dls = course_model(model, bs, n_train)   # the model first: the seed decides its initial weights
-        dtype = getattr(torch, dtype)
-        net = net.to(dtype)
-        for dl in (dls.train, dls.valid, dls.test): dl.ds.x = dl.ds.x.to(dtype)
-        if torch.cuda.is_available() and dcb.world_size > 1: net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        metrics = MetricsCB(accuracy=accuracy)
-        cbs = [DeviceCB(), dcb, metrics] + ([CheckpointCB(ckpt, resume)] if ckpt else [])
-        learn = Learner(net, dls, lr=lr, cbs=cbs, opt_func=partial(torch.optim.SGD, momentum=0.9))
-        if dcb.is_main:
-            print(f"{model}: {dcb.world_size} process(es); global batch {bs} = {dcb.world_size} rank(s) x "
-                  f"{dcb.accumulate} micro-batch(es) x {bs // (dcb.world_size * dcb.accumulate)}", flush=True)
-        start = time.perf_counter()
-        learn.fit(epochs)
-        seconds = time.perf_counter() - start
-        if dcb.is_main:   # rank 0 evaluates the plain module alone; the other ranks wait at the barrier
-            test_acc = eval_accuracy(net.cpu(), dls.test)
-            print(f"test accuracy {test_acc:.4f}; {seconds:.1f} s of training", flush=True)
-            if out: torch.save({'world_size': dcb.world_size, 'params': net.state_dict(), 'log': metrics.log,
-                                'test_accuracy': test_acc, 'seconds': seconds}, out)
-        dcb.barrier()
+def whole(flag, value, low=0, high=None):
+    "`value` if it is a whole number in low..high, else an `InputError` naming --`flag`."
+    if type(value) is not int or value < low or (high is not None and value > high):
+        raise InputError(f"--{flag}={value}: expected a whole number {f'in {low}..{high}' if high is not None else f'>= {low}'}")
+    return value
+
+def positive(flag, value):
+    "`value` if it is a finite number > 0 (not NaN, not inf), else an `InputError` naming --`flag`."
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise InputError(f"--{flag}={value}: expected a finite number > 0")
+    return value
+
+def one_of(flag, value, allowed):
+    if value not in allowed: raise InputError(f"--{flag}={value}: expected one of {', '.join(allowed)}")
+    return value
+
+def new_file(flag, path, may_exist=False):
+    "`path` as a `Path` if a file can be written there (tried, not guessed: root passes every permission check), else an `InputError`."
+    path = Path(path)
+    if path.is_dir(): raise InputError(f"--{flag}={path}: is a folder; give a file name")
+    if path.exists() and not may_exist: raise InputError(f"--{flag}={path}: exists; nothing is overwritten: choose another name")
+    try: os.close((probe := tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'))[0]); os.unlink(probe[1])
+    except OSError as e: raise InputError(f"--{flag}={path}: cannot write in {path.parent} ({e.strerror})") from None
+    return path
+
+def check_train_flags(model, epochs, bs, lr, accumulate, n_train, dtype, seed, timeout, world_size):
+    "Every number and name `train` takes, checked before any work (one `InputError` for the first bad one)."
+    one_of('model', model, COURSE_MODELS); whole('epochs', epochs); whole('bs', bs, 1); positive('lr', lr)
+    whole('accumulate', accumulate, 1); whole('seed', seed, 0, 2**32 - 1); positive('timeout', timeout)   # NumPy's seeds: 32 bits
+    one_of('dtype', dtype, FLOAT_DTYPES)
+    if n_train is not None and whole('n_train', n_train, 1) < bs:
+        raise InputError(f"--n_train={n_train}: fewer items than one batch (--bs={bs}): nothing to train on")
+    if bs % (world_size * accumulate):
+        raise InputError(f"--bs={bs} does not split into {world_size} process(es) x --accumulate={accumulate} micro-batches")
+
+def check_checkpoint(ckpt, resume, epochs):
+    "The checkpoint to resume from (None: a fresh run), or an `InputError`: --ckpt is new unless --resume, which needs it."
+    if ckpt is None:
+        if resume: raise InputError("--resume needs --ckpt, the checkpoint to continue from")
+        return None
+    if not resume:
+        if Path(ckpt).exists(): raise InputError(f"--ckpt={ckpt}: exists; pass --resume to continue from it, or choose another --ckpt")
+        return None
+    state = read_checkpoint(ckpt)
+    if state['epoch'] + 1 >= epochs:
+        raise InputError(f"--ckpt={ckpt} holds epoch {state['epoch']} already: --epochs={epochs} leaves nothing to train")
+    return state
+
+def checkpoint_lr(state):
+    try: return state['opt']['param_groups'][0]['lr']
+    except Exception: return 'unknown'   # a foreign optimizer state: CheckpointCB refuses it in before_fit
+
+def checkpoint_status(ckpt):
+    "Where the checkpoint stands, in words."
+    if ckpt is None: return "no checkpoint (no --ckpt): nothing saved"
+    try: return f"{ckpt} holds epoch {read_checkpoint(ckpt)['epoch']}; continue with --resume"
+    except InputError: return f"{ckpt}: no checkpoint written yet"
+
+class Interrupted(KeyboardInterrupt):
+    "Ctrl-C, carrying one line on where the run stands (empty on ranks other than 0)."
+
+def train_distributed(model: str = 'mlp',        # mlp (notebook 04's) or resnet (09's)
+                      epochs: int = 3,           # the number of epochs to reach (with --resume: counting those in --ckpt)
+                      bs: int = 128,             # the global batch, split over the processes and micro-batches
+                      lr: float = 0.05,          # SGD's learning rate (momentum 0.9); on --resume it replaces the checkpoint's
+                      accumulate: int = 1,       # micro-batches per step on each process (gradient accumulation)
+                      n_train: int = None,       # use only the first n_train training images (at least one batch; default: all)
+                      dtype: str = 'float32',    # the floating-point type of weights and data: float32, float64, bfloat16 or float16
+                      ckpt: str = None,          # a checkpoint written after every epoch (a new file unless --resume)
+                      resume: bool = False,      # continue from --ckpt, which must exist
+                      out: str = None,           # a new file for the final weights, the metrics log and the test accuracy
+                      seed: int = SEED,          # the seed of the initial weights and of the shuffling (0..2**32-1)
+                      timeout: float = 60.):     # seconds a collective may wait for the other processes before failing
+    '''Train a course model on Fashion-MNIST in every process torchrun started (or alone); rank 0 prints and saves.
+
+    Refused before any work, with one `error:` line (status 1): a number out of range, an unknown model or dtype, an
+    --out that exists or cannot be written, a --ckpt that exists without --resume (or is missing, damaged or another
+    run's lock is held with it), a --bs that does not split. Ctrl-C ends with one line on where --ckpt stands (130).'''
+    rank, _, world_size = dist_env()
+    check_train_flags(model, epochs, bs, lr, accumulate, n_train, dtype, seed, timeout, world_size)
+    if out is not None: new_file('out', out)
+    if ckpt is not None: new_file('ckpt', ckpt, may_exist=True)   # its folder takes files; the rules on its existence follow
+    try:
+        with ExitStack() as stack:
+            if ckpt and rank == 0: stack.enter_context(checkpoint_lock(ckpt))   # one run writes a checkpoint at a time
+            state = check_checkpoint(ckpt, resume, epochs)   # read under the lock: no writer is halfway
+            dcb = stack.enter_context(DistributedCB(timeout, accumulate=accumulate, seed=seed))
+            _train(dcb, model, epochs, bs, lr, n_train, getattr(torch, dtype), ckpt, state, out, seed)
+    except KeyboardInterrupt: raise Interrupted(f"interrupted: {checkpoint_status(ckpt)}" if rank == 0 else '') from None
+
+def _train(dcb, model, epochs, bs, lr, n_train, dtype, ckpt, state, out, seed):
+    set_seed(seed)
+    net, dls = course_model(model, bs, n_train)   # the model first: the seed decides its initial weights
+    net = net.to(dtype)
+    for dl in (dls.train, dls.valid, dls.test): dl.ds.x = dl.ds.x.to(dtype)
+    if torch.cuda.is_available() and dcb.world_size > 1: net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    metrics = MetricsCB(accuracy=accuracy)
+    cbs = [DeviceCB(), dcb, metrics] + ([CheckpointCB(ckpt, state is not None)] if ckpt else [])
+    learn = Learner(net, dls, lr=lr, cbs=cbs, opt_func=partial(torch.optim.SGD, momentum=0.9))
+    if dcb.is_main:
+        print(f"{model}: {dcb.world_size} process(es); global batch {bs} = {dcb.world_size} rank(s) x "
+              f"{dcb.accumulate} micro-batch(es) x {bs // (dcb.world_size * dcb.accumulate)}", flush=True)
+        if state: print(f"resuming from {ckpt} after epoch {state['epoch']}; lr {lr} "
+                        f"(the checkpoint's: {checkpoint_lr(state)})", flush=True)
+    start = time.perf_counter()
+    learn.fit(epochs)
+    seconds = time.perf_counter() - start
+    if dcb.is_main:   # rank 0 evaluates the plain module alone; the other ranks wait at the barrier
+        test_acc = eval_accuracy(net.cpu(), dls.test)
+        print(f"test accuracy {test_acc:.4f}; {seconds:.1f} s of training", flush=True)
+        if out: save_whole({'world_size': dcb.world_size, 'params': net.state_dict(), 'log': metrics.log,
+                            'test_accuracy': test_acc, 'seconds': seconds}, out)
+    dcb.barrier()
 
 # nbs/17_distributed.ipynb, cell 52
 def slowest(seconds):
@@ -348,9 +501,19 @@ def allreduce_seconds(numel, rounds=10):
         times.append(time.perf_counter() - start)
     return slowest(statistics.median(times[1:]))
 
-def bench_distributed(models=('mlp', 'resnet'), bs=256, steps=20, warmup=3, out=None, timeout=120.):
-    "Seconds per training step of each model, with and without the all-reduce, and the all-reduce alone; rank 0 saves `out`."
-    models, results = [models] if isinstance(models, str) else list(models), {}
+def bench_distributed(models: str = 'mlp,resnet',  # the models to time, separated by commas: mlp, resnet
+                      bs: int = 256,               # the global batch, split over the processes
+                      steps: int = 20,             # the steps timed (the median is reported)
+                      warmup: int = 3,             # the steps run first and not timed
+                      out: str = None,             # a new JSON file for the results (rank 0)
+                      timeout: float = 120.):      # seconds a collective may wait for the other processes before failing
+    "Seconds per training step of each model, with and without the all-reduce, and the all-reduce alone; rank 0 saves --out."
+    models = models.split(',') if isinstance(models, str) else list(models)
+    for name in models: one_of('models', name, COURSE_MODELS)
+    whole('bs', bs, 1); whole('steps', steps, 1); whole('warmup', warmup); positive('timeout', timeout)
+    if bs % dist_env()[2]: raise InputError(f"--bs={bs} does not split into {dist_env()[2]} processes")
+    if out is not None: out = new_file('out', out)
+    results = {}
     with DistributedCB(timeout) as dcb:
         for name in models:
             set_seed()
@@ -368,11 +531,21 @@ def bench_distributed(models=('mlp', 'resnet'), bs=256, steps=20, warmup=3, out=
             for name, r in results.items():
                 print(f"{name:>8}: {r['params']:>8,} parameters, {1 / r['step']:7.2f} steps/s, step {r['step'] * 1e3:7.1f} ms, "
                       f"compute {r['compute'] * 1e3:7.1f} ms, all-reduce alone {r['allreduce'] * 1e3:6.2f} ms")
-            if out: Path(out).write_text(json.dumps({'world_size': dcb.world_size, 'bs': bs, 'steps': steps, 'models': results}))
+            if out: out.write_text(json.dumps({'world_size': dcb.world_size, 'bs': bs, 'steps': steps, 'models': results}))
         dcb.barrier()
 
 # nbs/17_distributed.ipynb, cell 53
 SCRIPT_COMMANDS = {'train': train_distributed, 'bench': bench_distributed, 'ring': check_ring}
 
+def script_main(argv=None):
+    "`python -m exp.nb_17 COMMAND --flag=value ...`: a refused input ends with one `error:` line (status 1), Ctrl-C with one line (130)."
+    rank, _, world_size = dist_env()
+    who = f"rank {rank}: " if world_size > 1 else ''   # under torchrun every rank checks its input: say which one speaks
+    try: return command_line(SCRIPT_COMMANDS, argv, prog='python -m exp.nb_17')
+    except InputError as e: sys.exit(f"{who}error: {e}")
+    except Interrupted as e:
+        if str(e): print(e, file=sys.stderr, flush=True)
+        sys.exit(130)
+
 if __name__ == '__main__' and __spec__ is not None:   # `python -m exp.nb_17 ...` (the notebook's kernel has no __spec__)
-    record(fire.Fire)(SCRIPT_COMMANDS)
+    record(script_main)()   # a rank's uncaught error goes to torchrun's summary, with the rank

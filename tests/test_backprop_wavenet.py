@@ -218,6 +218,24 @@ def test_embedding_matches_nn_embedding():
     check_near(ours.weight.grad, theirs.weight.grad, atol=1e-6)
 
 
+@pytest.mark.parametrize('bad', [-1, -10, 10, 27])
+def test_embedding_refuses_an_index_outside_the_table_like_f_embedding(bad):
+    ours = Embedding(10, 3)
+    idx = torch.tensor([[1, bad], [0, 2]])
+    with pytest.raises(IndexError): F.embedding(idx, ours.weight)              # torch refuses, no wrapping
+    with pytest.raises(IndexError, match=f'Embedding: index {bad} is out of range for a table of 10 rows'):
+        ours(idx)
+    assert torch.equal(ours(torch.tensor([0, 9])), F.embedding(torch.tensor([0, 9]), ours.weight))   # both ends are fine
+
+
+def test_embedding_refuses_non_integer_indices_like_f_embedding():
+    ours = Embedding(2, 3)
+    mask = torch.tensor([True, False])                                         # indexing would read it as a mask
+    with pytest.raises(RuntimeError): F.embedding(mask, ours.weight)
+    with pytest.raises(TypeError, match='Embedding: indices must be int64 or int32, not torch.bool'):
+        ours(mask)
+
+
 def test_sequential_matches_nn_sequential():
     layers = [Embedding(27, 4), FlattenConsecutive(2), Linear(8, 6), Tanh(), FlattenConsecutive(4), Linear(24, 27)]
     ours, theirs = Sequential(*layers), nn.Sequential(*layers)
@@ -247,6 +265,22 @@ def test_model_losses_are_eval_mode_means_over_chunks():
     assert abs(got - want) < 1e-6
     model.train(); model_losses(model, {'a': (X, Y)})
     assert model.training                                      # the mode is restored
+
+
+def test_lm_dls_refuses_splits_that_give_no_batch():
+    X, Y = torch.randint(0, 27, (20, 8)), torch.randint(0, 27, (20,))
+    with pytest.raises(ValueError, match=r'lm_dls: 20 training examples make no full batch of bs=32'):
+        lm_dls(X, Y, X, Y, bs=32)                                     # drop_last would leave an epoch with no batch
+    with pytest.raises(ValueError, match=r'lm_dls: the validation split is empty'):
+        lm_dls(X, Y, X[:0], Y[:0], bs=4)
+    assert [len(yb) for _, yb in lm_dls(X, Y, X[:1], Y[:1], bs=20).train] == [20]   # exactly one batch is enough
+
+
+def test_model_losses_refuses_an_empty_split():
+    model = hierarchical_lm(27, norm=BatchNorm1d, n_embd=4, n_hidden=8)
+    X, Y = torch.randint(0, 27, (5, 8)), torch.randint(0, 27, (5,))
+    with pytest.raises(ValueError, match="model_losses: split 'dev' is empty"):
+        model_losses(model, {'train': (X, Y), 'dev': (X[:0], Y[:0])})
 
 
 def test_lm_dls_never_hands_batchnorm_a_batch_of_one():

@@ -221,3 +221,85 @@ def test_trainer_lowers_the_loss_and_keeps_history():
     assert [h['iter'] for h in trainer.history] == [0, 30, 60]
     assert trainer.history[-1]['val'] < 0.5 * trainer.history[0]['val']   # a periodic text is easy to learn
     assert trainer.history[-1]['time'] > trainer.history[1]['time'] > 0
+
+
+# ---- training values are checked where they are made
+
+NAN = float('nan')
+
+
+@pytest.mark.parametrize('field, value, must', [
+    ('batch_size', 0, 'a whole number from 1 to 1,000,000,000'),
+    ('batch_size', 2.5, 'a whole number from 1 to 1,000,000,000'),
+    ('batch_size', True, 'a whole number from 1 to 1,000,000,000'),
+    ('max_iters', -1, 'a whole number from 0 to 1,000,000,000'),
+    ('warmup_iters', -1, 'a whole number from 0 to 1,000,000,000'),
+    ('lr_decay_iters', -1, 'a whole number from 0 to 1,000,000,000'),
+    ('eval_interval', 0, 'a whole number from 1 to 1,000,000,000'),
+    ('eval_iters', 0, 'a whole number from 1 to 1,000,000,000'),
+    ('seed', 10 ** 30, 'a whole number from 0 to 18,446,744,073,709,551,615'),
+    ('lr', NAN, 'a finite number > 0'),
+    ('lr', 0., 'a finite number > 0'),
+    ('lr', '1e-3', 'a finite number > 0'),
+    ('min_lr', -1e-4, 'a finite number >= 0'),
+    ('weight_decay', NAN, 'a finite number >= 0'),
+    ('weight_decay', -0.1, 'a finite number >= 0'),
+    ('grad_clip', -1., 'a finite number >= 0'),
+    ('grad_clip', float('inf'), 'a finite number >= 0'),
+    ('beta2', 1., 'a number from 0 to 1, 1 excluded'),
+])
+def test_train_config_refuses_bad_values(field, value, must):
+    with pytest.raises(InputError) as e: TrainConfig(**{field: value})
+    assert str(e.value) == f"TrainConfig.{field} must be {must}, not {value!r}"
+
+
+@pytest.mark.parametrize('field, value, must', [
+    ('vocab_size', 0, 'a whole number from 1 to 1,000,000,000'),
+    ('n_head', 0, 'a whole number from 1 to 1,000,000,000'),
+    ('n_layer', -1, 'a whole number from 1 to 1,000,000,000'),
+    ('dropout', 1., 'a number from 0 to 1, 1 excluded'),
+    ('dropout', NAN, 'a number from 0 to 1, 1 excluded'),
+    ('fused', 'yes', 'True or False'),
+])
+def test_gpt_config_refuses_bad_values(field, value, must):
+    with pytest.raises(InputError) as e: GPTConfig(**{field: value})
+    assert str(e.value) == f"GPTConfig.{field} must be {must}, not {value!r}"
+
+
+def test_train_gpt_checks_its_overrides_before_writing(tmp_path):
+    from exp.nb_16 import train_gpt
+    data = tmp_path / 'data.txt'
+    data.write_text('abcdefgh' * 40)
+    with pytest.raises(InputError, match=r"^TrainConfig.grad_clip must be a finite number >= 0, not -1.0$"):
+        train_gpt(data, tmp_path / 'a.pt', config='tiny', grad_clip=-1., log=None)
+    with pytest.raises(InputError, match=r"^no training setting 'lr_max': the settings are batch_size, max_iters, lr, "):
+        train_gpt(data, tmp_path / 'a.pt', config='tiny', lr_max=1., log=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['data.txt']
+
+
+def test_a_resumed_run_refuses_new_training_settings(tmp_path):
+    from exp.nb_16 import train_gpt
+    data = tmp_path / 'data.txt'
+    data.write_text('abcdefgh' * 40)
+    train_gpt(data, tmp_path / 'a.pt', config='tiny', max_iters=2, log=None)
+    with pytest.raises(InputError, match=r"^a resumed run keeps its training settings: drop lr$"):
+        train_gpt(data, tmp_path / 'a.pt', max_iters=4, resume=True, lr=1., log=None)
+
+
+# ---- the notebook asserts quality, never a time
+
+def test_notebook_16_asserts_no_time():
+    "A slow or busy machine must not fail a learner's run: headlines and asserts use losses; times are only printed."
+    import ast, json
+    from pathlib import Path
+    from IPython.core.inputtransformer2 import TransformerManager
+    nb = json.loads((Path(__file__).parent.parent / 'nbs' / '16_gpt.ipynb').read_text())
+    checks = []
+    for cell in nb['cells']:
+        if cell['cell_type'] != 'code': continue
+        tree = ast.parse(TransformerManager().transform_cell(''.join(cell['source'])))
+        checks += [n for n in ast.walk(tree) if isinstance(n, ast.Assert) or
+                   (isinstance(n, ast.Call) and getattr(n.func, 'id', None) in ('check_headline', 'test_eq', 'test_near'))]
+    assert any(isinstance(n, ast.Call) and n.func.id == 'check_headline' for n in checks)
+    timed = [ast.unparse(n) for n in checks if any(word in ast.unparse(n) for word in ("'time'", 'perf_counter', 'time.', ' min '))]
+    assert timed == []

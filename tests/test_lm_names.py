@@ -56,6 +56,37 @@ def test_read_words_skips_blank_lines_and_rejects_an_empty_file(tmp_path):
             read_words(f)
 
 
+def test_read_words_drops_a_utf8_byte_order_mark(tmp_path):
+    f = tmp_path / 'names.txt'
+    f.write_bytes(b'\xef\xbb\xbfemma\nava\n')
+    assert read_words(f) == ['emma', 'ava']
+    f.write_bytes(b'\xef\xbb\xbf\nemma\n')                          # a mark on a line of its own is a blank line
+    assert read_words(f) == ['emma']
+
+
+@pytest.mark.parametrize('prefix', [b'', b'\xef\xbb\xbf'])
+def test_read_words_names_the_file_and_the_byte_of_a_non_utf8_file(tmp_path, prefix):
+    f = tmp_path / 'latin1.txt'
+    f.write_bytes(prefix + 'emma\nzoë\n'.encode('latin-1'))
+    offset = len(prefix) + 7                                        # 'emma\n' and 'zo' before the 'ë'
+    with pytest.raises(ValueError, match=f"{f}: not UTF-8 text: byte 0xeb at offset {offset}"):
+        read_words(f)
+
+
+@pytest.mark.parametrize('smoothing', [-1, -0.5, float('nan')])
+def test_bigram_probs_refuses_negative_or_nan_smoothing(smoothing):
+    with pytest.raises(ValueError, match=f'bigram_probs: smoothing must be a count >= 0, not {smoothing!r}'):
+        bigram_probs(torch.tensor([[0, 3], [1, 1]]), smoothing)
+
+
+def test_bigram_pairs_refuses_empty_words_and_the_boundary_token():
+    stoi, _ = build_vocab(['ab'])
+    with pytest.raises(ValueError, match='bigram_pairs: word 1 is empty'):
+        bigram_pairs(['ab', ''], stoi)
+    with pytest.raises(ValueError, match="bigram_pairs: word 0 \\('a.b'\\) contains '.'"):
+        bigram_pairs(['a.b'], stoi)
+
+
 def test_bigram_counts_match_a_counter_on_small_words():
     words = ['emma', 'ava', 'bob', 'ab']
     stoi, itos = build_vocab(words)
@@ -141,7 +172,7 @@ def test_build_dataset_contexts_and_targets():
     assert torch.equal(X1[:, 0], xs) and torch.equal(Y1, ys)
 
 
-@pytest.mark.parametrize('block_size', [0, -1, 2.0, None])
+@pytest.mark.parametrize('block_size', [0, -1, 2.0, None, True, False, '3'])
 def test_build_dataset_rejects_a_bad_block_size(block_size):
     stoi, _ = build_vocab(['ab'])
     with pytest.raises(ValueError, match=f'block_size must be a whole number of at least 1, not {block_size!r}'):
@@ -157,6 +188,35 @@ def test_build_dataset_rejects_empty_word_lists_and_unknown_characters(tmp_path)
     (tmp_path / 'empty.txt').write_text('')
     with pytest.raises(ValueError, match='no words in the file'):
         build_dataset(read_words(tmp_path / 'empty.txt'), 3, stoi)
+
+
+def test_build_dataset_refuses_empty_words_and_the_boundary_token():
+    stoi, _ = build_vocab(['ab'])
+    with pytest.raises(ValueError, match='build_dataset: word 2 is empty'):
+        build_dataset(['ab', 'b', ''], 3, stoi)                    # would add a '...' -> '.' example
+    with pytest.raises(ValueError, match="build_dataset: word 0 \\('a.b'\\) contains '.'"):
+        build_dataset(['a.b'], 3, stoi)
+
+
+@pytest.mark.parametrize('n', [0, 1, 2, 3, 4, 5])
+def test_split_words_refuses_a_list_that_leaves_a_split_empty(n):
+    with pytest.raises(ValueError, match=f'split_words: {n} words leave the (train|dev|test) split empty'):
+        split_words([f'w{i}' for i in range(n)])
+    assert all(split_words([f'w{i}' for i in range(6)]))            # 4 / 1 / 1
+
+
+def test_train_lm_refuses_an_empty_training_set():
+    params = init_mlp_lm(generator=torch.Generator().manual_seed(0))
+    X, Y = torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    with pytest.raises(ValueError, match='train_lm: the training set is empty'):
+        train_lm(lambda X: mlp_lm_logits(params, X), params, X, Y, 1, lambda step: 0.1)
+
+
+def test_split_losses_refuses_an_empty_split():
+    params = init_mlp_lm(generator=torch.Generator().manual_seed(0))
+    X, Y = build_dataset(['ab'], 3, build_vocab(['ab'])[0])
+    with pytest.raises(ValueError, match="split_losses: split 'dev' is empty"):   # the mean over nothing is NaN
+        split_losses(lambda X: mlp_lm_logits(params, X), {'train': (X, Y), 'dev': (X[:0], Y[:0])})
 
 
 @needs_data

@@ -7,6 +7,7 @@ gradient of every leaf. Tolerances: output within rtol 1e-9; each gradient withi
 but round in a different order.
 """
 import gc, json, math, random, subprocess, sys
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -405,3 +406,85 @@ def test_the_timed_steps_do_the_same_arithmetic():
     assert math.isclose(fused.data, mg_loss.data, rel_tol=1e-12)
     assert all(math.isclose(p.grad, q.grad, rel_tol=1e-9, abs_tol=1e-12) for p, q in pairs)
     assert len(topo_sort(fused)) < len(topo_sort(unfused)) < len(topo_sort(mg_loss))
+
+
+# ---- overflow: one rule everywhere, a result beyond the float range is +-inf (as torch, and as float * gives) ----
+
+def t64s(*xs): return [t64(x) for x in xs]
+
+
+# name: (the expression, on our Values and on torch float64 tensors alike; its inputs)
+OVERFLOW_CASES = {
+    'pow int': (lambda x: x ** 400, [10.0]),
+    'pow float': (lambda x: x ** 400.0, [10.0]),
+    'pow odd of negative': (lambda x: x ** 401, [-10.0]),
+    'pow even of negative': (lambda x: x ** 400, [-10.0]),    # +inf, and a slope of -inf
+    'pow negative exponent': (lambda x: x ** -400, [0.1]),
+    'pow slope only': (lambda x: x ** -61, [1e-5]),           # x**-61 fits in a float, its slope -61 x**-62 does not
+    'pow slope only, negative': (lambda x: x ** -61, [-1e-5]),
+    'rpow': (lambda x: 2 ** x, [2000.0]),
+    'rpow float base': (lambda x: 2.0 ** x, [1025.0]),
+    'rpow base under 1': (lambda x: 0.5 ** x, [-2000.0]),
+    'exp': (lambda x: x.exp(), [1000.0]),
+    'mul': (lambda a, b: a * b, [1e200, 1e200]),
+    'mul const': (lambda a: a * 1e200, [1e200]),
+    'add': (lambda a, b: a + b, [1e308, 1e308]),
+    'sub': (lambda a, b: a - b, [1e308, -1e308]),
+    'rsub': (lambda a: -1e308 - a, [1e308]),
+    'div': (lambda a, b: a / b, [1e308, 1e-10]),
+    'rdiv': (lambda a: 1.0 / a, [1e-320]),
+    'sigmoid': (lambda a: (a * 1e300).sigmoid(), [1e10]),      # inf in, and no overflow inside
+    'tanh': (lambda a: (a * 1e300).tanh(), [1e10]),
+    'backward only': (lambda a: (a * 1e200) * 1e200 * 0.0 + a, [1.0]),   # forward 0 * inf = NaN, backward inf * 0
+}
+
+
+@pytest.mark.parametrize('name', OVERFLOW_CASES)
+def test_overflow_gives_infinity_like_torch_in_every_op(name):
+    f, inputs = OVERFLOW_CASES[name]
+    vs, ts = [Value(x) for x in inputs], t64s(*inputs)
+    out, ref = f(*vs), f(*ts)
+    out.backward(); ref.backward()
+    assert same(out.data, ref.item()), (out.data, ref.item())
+    for v, t in zip(vs, ts): assert same(v.grad, t.grad.item()), (v.grad, t.grad.item())
+
+
+def test_overflow_in_the_fused_nodes_gives_infinity():
+    ws = [Value(1e200), Value(1e200)]
+    y = dot(ws, [1e200, 1.0], Value(1.0))
+    y.backward()
+    assert y.data == INF and ws[0].grad == 1e200
+    s = vsum([Value(1e308), Value(1e308), 1.0])
+    assert s.data == INF
+
+
+def test_a_negative_base_to_a_fractional_power_is_refused_even_when_huge():
+    with pytest.raises(ValueError, match='not a real number'): Value(-10.0) ** 400.5
+    with pytest.raises(ValueError, match='not a real number'): Value(-10.0) ** 0.5
+
+
+# ---- assigning to .data ----
+
+def test_assigning_an_int_to_data_works_everywhere():
+    "w.data = 3 (an int, or any real number) is stored as a float: the next forward, fused or not, works."
+    random.seed(0)
+    neuron = exp.nb_10.ScalarNeuron(2, nonlin=False)
+    neuron.w[0].data, neuron.w[1].data, neuron.b.data = 3, -1, 2
+    assert all(type(p.data) is float for p in neuron.parameters())
+    out = neuron([1.0, 2.0])                       # dot: sum(map(float.__mul__, ...)) needed floats
+    assert out.data == 3.0 and type(out.data) is float
+    out.backward()
+    assert [p.grad for p in neuron.parameters()] == [1.0, 2.0, 1.0]
+    w = Value(1.0)
+    w.data = 10
+    assert (w ** 400).data == INF                  # a float: overflows to inf, not to a 400-digit int
+    w.data = Fraction(1, 4)
+    assert w.data == 0.25 and type(w.data) is float
+
+
+@pytest.mark.parametrize('bad, message', [('3', 'real number'), (None, 'real number'), (True, 'real number'),
+                                          ([1.0], 'real number'), (1j, 'real number'), (Value(1.0), 'already a Value')])
+def test_assigning_a_non_number_to_data_is_a_clear_error(bad, message):
+    w = Value(1.0)
+    with pytest.raises(TypeError, match=message): w.data = bad
+    assert w.data == 1.0                           # and the old value is kept

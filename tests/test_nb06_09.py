@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from exp.nb_00 import equals, near
 from exp.nb_09 import (Hooks, append_stats, BatchNorm, LayerNorm, sgd_momentum, adam, adamw,
                        random_crop, ResBlock)
+from exp.nb_08 import StepperOptimizer, l2_reg, sgd_step
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,6 +86,25 @@ def test_optimizer_trajectories(ours, theirs):
         for m, o in ((m1, o1), (m2, o2)):
             F.cross_entropy(m(x), y).backward(); o.step(); o.zero_grad()
     for p1, p2 in zip(m1.parameters(), m2.parameters()): check_near(p1, p2, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('ours,theirs', [
+    (partial(StepperOptimizer, steppers=[l2_reg, sgd_step], lr=0.1, wd=0.1), partial(torch.optim.SGD, lr=0.1, weight_decay=0.1)),
+    (partial(sgd_momentum, lr=0.1, mom=0.9, wd=0.1), partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=0.1)),
+    (partial(adam, lr=1e-2, wd=0.1), partial(torch.optim.Adam, lr=1e-2, weight_decay=0.1)),
+    (partial(adamw, lr=1e-2, wd=0.1), partial(torch.optim.AdamW, lr=1e-2, weight_decay=0.1)),
+])
+def test_weight_decay_leaves_the_gradient_alone_like_torch_optim(ours, theirs):
+    "Steps on one fixed gradient (no zero_grad): L2 must not add wd*p into p.grad, or the next step sees a different gradient."
+    torch.manual_seed(0)
+    p1 = nn.Parameter(torch.randn(4, 3)); p1.grad = torch.randn(4, 3)
+    p2 = nn.Parameter(p1.detach().clone()); p2.grad = p1.grad.clone()
+    g0 = p1.grad.clone()
+    o1, o2 = ours([p1]), theirs([p2])
+    for _ in range(3):
+        o1.step(); o2.step()
+        check_eq(p1.grad, g0); check_eq(p2.grad, g0)
+        check_near(p1, p2, rtol=1e-6, atol=1e-7)
 
 
 def test_random_crop_windows():

@@ -1,9 +1,11 @@
 """Edge cases of the exporter, on notebooks built here with nbformat. Most run its command line in this
-process (fire parses the same arguments); the tests that need a real process (umask, kill -9) start one."""
+process (`main(argv)`); the tests that need a real process (umask, kill -9, the parser's exit) start one."""
 import contextlib, io, os, re, shutil, signal, stat, subprocess, sys
 from pathlib import Path
 
-import fire, pytest
+import argparse
+
+import pytest
 
 import notebook2script as n2s
 from conftest import ROOT, make_notebook, run_cli
@@ -13,7 +15,7 @@ def cli(*args):
     "`python notebook2script.py ARGS`, run in this process: (returncode, stdout, stderr) like subprocess.run."
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: fire.Fire(n2s.export, command=[str(a) for a in args], name='notebook2script'); code = 0
+        try: n2s.main([str(a) for a in args]); code = 0
         except SystemExit as e: code = e.code
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
@@ -347,24 +349,23 @@ def test_syntax_error_after_blank_lines_is_on_its_cell_line(course):
     assert result.returncode != 0 and 'nbs/01_a.ipynb, cell 1, line 6: syntax error' in result.stderr
 
 
-@pytest.mark.parametrize('value, expected', [(True, True), (False, False), (1, True), (0, False),
-                                             ('yes', True), ('no', False), ('True', True), ('false', False),
-                                             ('1', True), ('0', False), (' No ', False)])
+@pytest.mark.parametrize('value, expected', [('yes', True), ('no', False), ('True', True), ('false', False),
+                                             ('1', True), ('0', False), (' No ', False), ('YES', True)])
 def test_flags_read_the_usual_words(value, expected):
-    assert n2s.parse_flag('quick', value) is expected
+    assert n2s.yes_no(value) is expected
 
 
-@pytest.mark.parametrize('value', ['maybe', '', 2, 'nein', 0.5])
-def test_other_flag_values_are_refused_by_name(value):
-    with pytest.raises(ValueError, match=rf"--quick {re.escape(repr(value))}: expected true/false, yes/no or 1/0"):
-        n2s.parse_flag('quick', value)
+@pytest.mark.parametrize('value', ['maybe', '', '2', 'nein', '0.5', 'y'])
+def test_other_flag_values_are_refused(value):
+    with pytest.raises(argparse.ArgumentTypeError, match=rf"^{re.escape(repr(value))}: expected true/false, yes/no or 1/0$"):
+        n2s.yes_no(value)
 
 
 def test_check_flag_no_means_no(course):
     make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
     assert export(course, '--check=no').returncode == 0 and (course / 'exp/nb_01.py').exists()
     result = export(course, '--check=perhaps')
-    assert result.returncode != 0 and "--check 'perhaps'" in result.stderr and 'Traceback' not in result.stderr
+    assert result.returncode == 2 and result.stderr == "notebook2script: --check 'perhaps': expected true/false, yes/no or 1/0\n"
 
 
 # ---- issue 9 item 8: an index of every exported name, kept in sync by --check ----
@@ -427,3 +428,110 @@ def test_an_all_that_is_not_a_list_of_strings_is_refused(course):
     result = export(course)
     assert result.returncode != 0 and 'Traceback' not in result.stderr
     assert 'exp/nb_01.py: __all__ must be a list of strings' in result.stderr
+
+
+# ---- issue 18: a command line that refuses before it acts ----
+
+N2S_OPTIONS = "(the options are --help, --upto, --check, --root)"
+
+
+@pytest.mark.parametrize('flag', ['--chek', '--chec', '--check-', '--pdb', '--xtra=x', '-c'])
+def test_an_unknown_or_abbreviated_flag_is_refused_before_any_work(course, flag):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
+    result = run_cli('notebook2script.py', '--root', course, flag)
+    assert result.returncode == 2 and result.stdout == ''
+    assert result.stderr == f"notebook2script: unknown option {flag} {N2S_OPTIONS}\n"
+    assert sorted(p.name for p in (course / 'exp').iterdir()) == []          # nothing written
+
+
+@pytest.mark.parametrize('name', ['0x10', 'run,1', '1e3', '[1]', 'None'])
+def test_a_notebook_argument_reaches_the_code_as_typed(course, name):
+    result = run_cli('notebook2script.py', name, cwd=course)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr == f"notebook2script: no such notebook: {course / name}\nNothing was written.\n"
+
+
+@pytest.mark.parametrize('upto', ['x2', '', '02-b', '2.0'])
+def test_upto_is_checked_before_any_work(course, upto):
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
+    result = run_cli('notebook2script.py', '--root', course, f'--upto={upto}')
+    assert result.returncode == 2
+    assert result.stderr == f"notebook2script: --upto {upto!r}: expected a notebook number such as 02 or 02b\n"
+    assert not list((course / 'exp').iterdir())
+
+
+def test_help_describes_every_flag(course):
+    result = run_cli('notebook2script.py', '--help')
+    assert result.returncode == 0 and result.stderr == ''
+    described = {m[1]: m[2] for m in re.finditer(r'^\s+(?:-\w, )?(--\w+)[^\n]*?\s{2,}(\S[^\n]*)$', result.stdout, re.MULTILINE)}
+    assert set(described) == {'--help', '--upto', '--check', '--root'}, result.stdout
+    assert 'write nothing' in described['--check'] and '02b' in described['--upto'], described
+    assert 'notebooks' in result.stdout.split('options:')[0]      # the positional argument is described too
+
+
+@pytest.mark.parametrize('value, expected', [('yes', False), ('no', True), ('1', False), ('0', True), ('True', False),
+                                             ('FALSE', True)])
+def test_check_takes_yes_no_words(course, value, expected):
+    "`--check=yes` only reports; `--check=no` exports (README: yes/no options take true/false, yes/no or 1/0)."
+    make_notebook(course / 'nbs/01_a.ipynb', '#export\nA = 1')
+    result = run_cli('notebook2script.py', '--root', course, f'--check={value}')
+    assert (course / 'exp/nb_01.py').exists() == expected
+    assert result.returncode == (0 if expected else 1), result.stderr
+
+
+# ---- issue 18: all modules written or none; the whole module compiles ----
+
+def test_a_failure_part_way_leaves_exp_as_it_was(course, monkeypatch, capsys):
+    for name in ['01_a', '02_b', '03_c']: make_notebook(course / f'nbs/{name}.ipynb', f'#export\nX = {name!r}')
+    assert export(course).returncode == 0
+    for name in ['01_a', '02_b', '03_c']: make_notebook(course / f'nbs/{name}.ipynb', f'#export\nX = "new {name}"')
+    (course / 'nbs/03_c.ipynb').unlink()                                  # nb_03.py is to be removed
+    before = {p.name: p.read_bytes() for p in (course / 'exp').iterdir()}
+    real_replace, calls = os.replace, []
+    def second_replace_fails(src, dst):
+        calls.append(dst)
+        if len(calls) == 2: raise OSError(28, 'No space left on device')
+        return real_replace(src, dst)
+    monkeypatch.setattr(n2s.os, 'replace', second_replace_fails)
+    with pytest.raises(SystemExit) as e: n2s.export(root=str(course))
+    assert e.value.code == 1
+    assert {p.name: p.read_bytes() for p in (course / 'exp').iterdir()} == before   # no temporaries either
+    err = capsys.readouterr().err
+    assert err.startswith('notebook2script: cannot write exp/nb_02.py: No space left on device\n'), err
+    assert 'exp/ was left as it was' in err
+
+
+FUTURE = '#export\nX = 1', 'md:text', '#export\n"""Doc."""\nfrom __future__ import annotations\ndef f(x: int): pass'
+
+
+def test_the_whole_module_must_compile_not_only_each_cell(course):
+    make_notebook(course / 'nbs/01_a.ipynb', *FUTURE)
+    message = ("notebook2script: nbs/01_a.ipynb, cell 3, line 3: exp/nb_01.py would not compile: "
+               "from __future__ imports must occur at the beginning of the file: 'from __future__ import annotations'\n"
+               "Nothing was written.\n")
+    for args in [(), ('--check',)]:
+        result = export(course, *args)
+        assert result.returncode == 1 and result.stderr == message, result.stderr
+    assert not (course / 'exp/nb_01.py').exists()
+
+
+# ---- issue 18: temporary names never collide; a dead writer's temporary is cleaned up ----
+
+def test_another_writers_temporary_file_is_left_alone(course):
+    target = course / 'exp/nb_01.py'
+    live = course / f'exp/.nb_01.py.{os.getpid()}-0123abcd.tmp'          # a writer that is still running
+    legacy = course / 'exp/.nb_01.py.tmp'                                 # the fixed name of earlier versions
+    for other in (live, legacy): other.write_text('half of another writer')
+    n2s.write_atomic(target, 'A = 1\n')
+    n2s.write_atomic(target, 'A = 2\n')
+    assert target.read_text() == 'A = 2\n'
+    assert live.read_text() == legacy.read_text() == 'half of another writer'
+    assert sorted(p.name for p in (course / 'exp').iterdir()) == sorted(['nb_01.py', live.name, legacy.name])
+
+
+def test_a_dead_writers_temporary_file_is_removed_by_the_next_write(course):
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    stale = course / f'exp/.nb_01.py.{int(dead.stdout)}-0123abcd.tmp'
+    stale.write_text('left by a killed writer')
+    n2s.write_atomic(course / 'exp/nb_01.py', 'A = 1\n')
+    assert sorted(p.name for p in (course / 'exp').iterdir()) == ['nb_01.py']

@@ -153,7 +153,8 @@ def test_home_is_replaced_when_it_is_a_real_folder(tmp_path, monkeypatch):
 # ---- issue 10 item 10: Ctrl-C stops the whole run at once ----
 
 @pytest.mark.parametrize('keep_going', [False, True])
-def test_ctrl_c_stops_the_run_shuts_the_kernel_and_touches_nothing(course, keep_going):
+@pytest.mark.parametrize('signum, code', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_stops_the_run_shuts_the_kernel_and_touches_nothing(course, keep_going, signum, code):
     first = make_notebook(course / 'nbs/01_sleep.ipynb', 'import os\nopen("kernel.pid", "w").write(str(os.getpid()))',
                           'import time\ntime.sleep(60)')
     second = make_notebook(course / 'nbs/02_next.ipynb', 'open("ran.txt", "w").close()')
@@ -168,11 +169,11 @@ def test_ctrl_c_stops_the_run_shuts_the_kernel_and_touches_nothing(course, keep_
     assert pid_file.exists(), proc.communicate()
     time.sleep(1)                                            # the kernel is inside time.sleep(60)
     started = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     assert time.monotonic() - started < 15                   # at once, not after the cell's 60 s
-    assert proc.returncode == 130, (out, err)
-    assert 'interrupted' in out + err
+    assert proc.returncode == code, (out, err)
+    assert ('interrupted (Ctrl-C)' if code == 130 else 'stopped (SIGTERM)') in out
     assert 'Traceback' not in err and 'Task exception' not in err and 'never retrieved' not in err, err
     assert {p: p.read_bytes() for p in (first, second)} == before
     assert not (course / 'nbs/ran.txt').exists()             # the rest of the run did not happen
@@ -188,16 +189,14 @@ def test_ctrl_c_stops_the_run_shuts_the_kernel_and_touches_nothing(course, keep_
 
 # ---- issue 10 item 11: --timeout and --quick values ----
 
-@pytest.mark.parametrize('flag, message', [('--timeout=abc', "--timeout 'abc': expected a whole number of seconds"),
-                                           ('--timeout=0', '--timeout 0: expected a whole number of seconds'),
-                                           ('--timeout=2.5', '--timeout 2.5: expected a whole number of seconds'),
-                                           ('--quick=maybe', "--quick 'maybe': expected true/false, yes/no or 1/0"),
-                                           ('--save=sometimes', "--save 'sometimes': expected true/false")])
-def test_bad_option_values_are_one_clear_line(course, flag, message):
+@pytest.mark.parametrize('flags, message', [
+    (['--quick=maybe'], "--quick 'maybe'"), (['--save=sometimes'], "--save 'sometimes'"), (['--keep_going='], "--keep_going ''"),
+    (['--save', 'nbs/01_a.ipynb'], "--save 'nbs/01_a.ipynb'"),   # a bare yes/no option goes after the notebooks
+])
+def test_bad_yes_no_values_are_one_clear_line(course, flags, message):
     nb = make_notebook(course / 'nbs/01_a.ipynb', 'open("ran.txt", "w").close()')
-    result = run(nb, flag)
-    assert result.returncode != 0 and 'Traceback' not in result.stderr and 'TraitError' not in result.stderr
-    assert result.stderr.splitlines()[0].startswith(f'run_notebook: {message}')
+    result = run(nb, *flags, cwd=course)
+    assert result.returncode == 2 and result.stderr == f'run_notebook: {message}: expected true/false, yes/no or 1/0\n'
     assert not (course / 'nbs/ran.txt').exists()
 
 
@@ -214,3 +213,121 @@ def test_a_notebook_given_by_path_imports_its_own_courses_exp(course):
     nb = make_notebook(course / 'nbs/01_a.ipynb', 'from exp.nb_00 import WHERE\nassert WHERE == "the tmp course", WHERE')
     result = run(nb)
     assert result.returncode == 0, result.stderr
+
+
+# ---- issue 18: a command line that refuses before it acts ----
+
+RN_OPTIONS = '(the options are --help, --quick, --save, --timeout, --keep_going, --root)'
+
+
+@pytest.mark.parametrize('flag', ['--quik', '--quic', '--keep-going', '--pdb', '--xtra=1', '-q', '--save=yes --sav'])
+def test_an_unknown_or_abbreviated_flag_is_refused_before_anything_runs(course, flag):
+    nb = make_notebook(course / 'nbs/01_a.ipynb', 'open("ran.txt", "w").close()')
+    result = run(nb, *flag.split())
+    assert result.returncode == 2 and result.stdout == ''
+    assert result.stderr == f"run_notebook: unknown option {flag.split()[-1]} {RN_OPTIONS}\n"
+    assert not (course / 'nbs/ran.txt').exists()
+
+
+@pytest.mark.parametrize('value, message', [  # ids: the 401-digit value would make a very long test name
+    ('0', "'0': expected a whole number of seconds from 1 to 1000000"),
+    ('-5', "'-5': expected a whole number of seconds from 1 to 1000000"),
+    ('2.5', "'2.5': expected a whole number of seconds from 1 to 1000000"),
+    ('abc', "'abc': expected a whole number of seconds from 1 to 1000000"),
+    ('\u00b2', "'\u00b2': expected a whole number of seconds from 1 to 1000000"),
+    ('1000001', "'1000001': expected a whole number of seconds from 1 to 1000000"),
+    ('1' + '0' * 400, f"'1{'0' * 400}': expected a whole number of seconds from 1 to 1000000"),
+], ids=['zero', 'negative', 'fraction', 'word', 'superscript', 'too-long', 'overflow'])
+def test_a_bad_timeout_is_one_line_and_nothing_runs(course, value, message):
+    nb = make_notebook(course / 'nbs/01_a.ipynb', 'open("ran.txt", "w").close()')
+    result = run(nb, f'--timeout={value}')
+    assert result.returncode == 2 and result.stderr == f"run_notebook: --timeout {message}\n"
+    assert not (course / 'nbs/ran.txt').exists()
+
+
+@pytest.mark.parametrize('name', ['0x10', 'run,1', '1e3', 'None'])
+def test_a_notebook_argument_reaches_the_code_as_typed(course, name):
+    result = run(name, cwd=course)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert f"FAILED {course / name}: no such notebook" in result.stderr
+
+
+def test_help_describes_every_flag():
+    result = run('--help')
+    assert result.returncode == 0 and result.stderr == ''
+    described = {m[1]: m[2] for m in re.finditer(r'^\s+(?:-\w, )?(--\w+)[^\n]*?\s{2,}(\S[^\n]*)$', result.stdout, re.MULTILINE)}
+    assert set(described) == {'--help', '--quick', '--save', '--timeout', '--keep_going', '--root'}, result.stdout
+    assert 'small data' in described['--quick'] and 'seconds' in described['--timeout'], described
+
+
+def test_flags_may_come_before_after_and_between_notebooks(course):
+    nbs = [make_notebook(course / f'nbs/0{i}_a.ipynb', f'open("ran{i}.txt", "w").close()') for i in (1, 2, 3)]
+    result = run(nbs[0], '--timeout', '60', nbs[1], '--quick=no', nbs[2])
+    assert result.returncode == 0, result.stderr
+    assert all((course / f'nbs/ran{i}.txt').exists() for i in (1, 2, 3))
+
+
+# ---- issue 18: --save never clobbers an edit, a read-only notebook or another saver ----
+
+def test_save_refuses_when_the_notebook_changed_while_it_ran(course):
+    nb = make_notebook(course / 'nbs/01_a.ipynb',
+                       'import json\nd = json.load(open("01_a.ipynb"))\nd["cells"].append({"cell_type": "markdown", '
+                       '"metadata": {}, "source": "my edit"})\njson.dump(d, open("01_a.ipynb", "w"))')
+    result = run(nb, '--save')
+    edited = nb.read_text()
+    assert 'my edit' in edited                                   # the edit made while it ran is still there
+    assert result.returncode == 1 and status(result, '01_a.ipynb') == 'FAILED'
+    assert ('01_a.ipynb: changed on disk while it ran: not saved, your version is kept (run it again to save)'
+            in result.stderr), result.stderr
+    assert not list(course.rglob('.*.tmp'))
+
+
+def test_save_refuses_a_read_only_notebook_before_running_anything(course):
+    first = make_notebook(course / 'nbs/01_a.ipynb', 'open("ran.txt", "w").close()')
+    second = make_notebook(course / 'nbs/02_b.ipynb', 'open("ran.txt", "w").close()')
+    second.chmod(0o444)
+    before = second.read_bytes()
+    try:
+        result = run(first, second, '--save')
+    finally:
+        second.chmod(0o644)
+    assert result.returncode == 1 and result.stdout == ''
+    assert result.stderr == f"run_notebook: cannot save {second}: it is read-only (nothing was run)\n"
+    assert not (course / 'nbs/ran.txt').exists() and second.read_bytes() == before
+
+
+def test_a_second_saver_of_the_same_notebook_is_refused(course):
+    nb = make_notebook(course / 'nbs/01_a.ipynb', 'import os, time\nopen("started", "w").close()\ntime.sleep(4)')
+    first = subprocess.Popen([sys.executable, str(ROOT / 'run_notebook.py'), str(nb), '--save'], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (course / 'nbs/started').exists() and time.monotonic() < deadline: time.sleep(0.1)
+    second = run(nb, '--save')
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert second.returncode == 1 and status(second, '01_a.ipynb') == 'FAILED'
+    assert ('01_a.ipynb: another `run_notebook.py --save` is running this notebook: not run' in second.stderr), second.stderr
+    assert nbformat.read(nb, as_version=4).metadata['course']['mode'] == 'full'   # the first one's save
+
+
+# ---- issue 18: SIGTERM stops the run like Ctrl-C ----
+
+def test_execute_leaves_the_processs_signal_handlers_as_it_found_them(course):
+    nb = make_notebook(course / 'nbs/01_a.ipynb', 'x = 1')
+    def mine(signum, frame): pass
+    old = signal.signal(signal.SIGTERM, mine)
+    try:
+        rn.execute(nb, timeout=60, root=course)
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+# ---- issue 18: paths at path boundaries, whichever folder holds them ----
+
+@pytest.mark.parametrize('root', ['/h/u/c', '/h/u', '/w'])
+def test_a_home_path_that_starts_like_the_notebook_folder_is_scrubbed(monkeypatch, root):
+    monkeypatch.setenv('HOME', '/h/u')
+    scrub = rn.path_scrubber(Path('/h/u/nbs') if root != '/h/u/c' else Path('/h/u/c/nbs'), Path(root))
+    home = '..' if root == '/h/u' else '~'
+    assert scrub('/h/u/nbs_old/x "/h/u/nbs.bak" /h/u/nbsx') == f'{home}/nbs_old/x "{home}/nbs.bak" {home}/nbsx'

@@ -548,3 +548,45 @@ def test_two_leaves_never_share_one_gradient_tensor():
     assert w1.grad.untyped_storage().data_ptr() != w2.grad.untyped_storage().data_ptr()
     w1.grad.mul_(0.)
     assert torch.equal(w2.grad, torch.tensor([3., 4., 0.]))
+
+
+def shares_memory(a, b): return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+@pytest.mark.parametrize('build', [
+    lambda x: x,                      # x.backward(g): the output is the leaf itself
+    lambda x: x.reshape(2, 3),        # a view of the seed reaches the leaf
+    lambda x: x.reshape(-1).reshape(3, 2),
+    lambda x: x + 0.,                 # Add passes the seed through unchanged
+], ids=['leaf itself', 'reshape', 'two reshapes', 'add a constant'])
+def test_the_seed_gradient_is_copied_into_every_leaf(build):
+    "backward(g): no leaf's .grad may be the caller's g (or a view of it): as torch, each leaf gets its own tensor."
+    x = Tensor(torch.ones(3, 2), requires_grad=True)
+    y = build(x)
+    g = torch.arange(6.).reshape(y.shape)
+    y.backward(g)
+    assert not shares_memory(x.grad, g)
+    x.grad.mul_(0.)                                       # clipping the leaf's gradient in place ...
+    assert torch.equal(g, torch.arange(6.).reshape(y.shape))   # ... leaves the caller's tensor alone
+    x.grad = None
+    y.backward(g)
+    g.add_(100.)                                          # and changing the caller's tensor leaves .grad alone
+    assert torch.equal(x.grad, torch.arange(6.).reshape(3, 2))
+
+
+def test_the_seed_gradient_is_copied_when_given_as_our_tensor():
+    x = Tensor(torch.ones(3), requires_grad=True)
+    g = Tensor(torch.tensor([1., 2., 3.]))
+    x.backward(g)
+    assert not shares_memory(x.grad, g.data)
+
+
+def test_two_leaves_fed_by_the_seed_share_nothing_with_it_or_each_other():
+    "y = a + b, y.backward(g): a.grad, b.grad and g are three tensors (clipping one changes neither other)."
+    a, b = Tensor(torch.ones(3), requires_grad=True), Tensor(torch.ones(3), requires_grad=True)
+    g = torch.tensor([1., 2., 3.])
+    (a + b).backward(g)
+    ptrs = {t.untyped_storage().data_ptr() for t in (a.grad, b.grad, g)}
+    assert len(ptrs) == 3
+    a.grad.clamp_(max=1.)
+    assert torch.equal(b.grad, torch.tensor([1., 2., 3.])) and torch.equal(g, torch.tensor([1., 2., 3.]))
