@@ -18,7 +18,7 @@ from exp.nb_04 import (Callback, CancelBatchException, CancelFitException, DataL
                        eval_accuracy, get_mlp, get_mnist_dls)
 from exp.nb_06 import DeviceCB, get_image_dls
 from exp.nb_09 import get_resnet
-from exp.nb_16 import InputError, command_line   # the course's strict command line (argparse, from the annotations)
+from exp.nb_16 import InputError, command_line, save_checkpoint   # the strict command line; a checkpoint written whole or not at all
 
 # nbs/17_distributed.ipynb, cell 12
 TORCHRUN_VARS = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
@@ -138,7 +138,7 @@ def check_ring(sizes: str = '1,2,7,1000,100003',  # the tensor sizes to all-redu
         if rank == 0:
             print(f"world size {world_size}\n{'elements':>9} {'dtype':>8} {'max |ring - dist.all_reduce|':>29}")
             for r in rows: print(f"{r['numel']:>9} {r['dtype']:>8} {r['max_diff']:>29.3g}")
-        if out: save_whole(rows, out)
+        if out: save_checkpoint(rows, out)
     finally:
         dist.destroy_process_group()
 
@@ -287,17 +287,6 @@ def read_checkpoint(path):
         raise InputError(f"{path}: its epoch {state['epoch']!r} is not a whole number >= 0")
     return state
 
-def save_whole(obj, path):
-    "`torch.save` to a hidden temporary name of its own in `path`'s folder, then a rename: `path` is whole or as it was."
-    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f'.{Path(path).name}.', suffix='.tmp')   # unique: no clash
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)   # mkstemp's 0600 would make the checkpoint private
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)   # an error or Ctrl-C mid-write leaves no temporary file
-
 @contextmanager
 def checkpoint_lock(path):
     "Hold `path`'s lock file for the block; another process asking meanwhile gets an `InputError`. A killed holder's lock is freed by the kernel."
@@ -341,7 +330,7 @@ class CheckpointCB(Callback):
     def after_epoch(self):
         learn = self.learn
         if learn.opt is None or not _is_rank0(): return   # one writer: every rank holds the same weights
-        save_whole({'model': plain_module(learn.model).state_dict(), 'opt': learn.opt.state_dict(), 'epoch': learn.epoch}, self.path)
+        save_checkpoint({'model': plain_module(learn.model).state_dict(), 'opt': learn.opt.state_dict(), 'epoch': learn.epoch}, self.path)
 
 # nbs/17_distributed.ipynb, cell 44
 COURSE_MODELS, FLOAT_DTYPES = ('mlp', 'resnet'), ('float32', 'float64', 'bfloat16', 'float16')
@@ -462,7 +451,7 @@ def _train(dcb, model, epochs, bs, lr, n_train, dtype, ckpt, state, out, seed):
     if dcb.is_main:   # rank 0 evaluates the plain module alone; the other ranks wait at the barrier
         test_acc = eval_accuracy(net.cpu(), dls.test)
         print(f"test accuracy {test_acc:.4f}; {seconds:.1f} s of training", flush=True)
-        if out: save_whole({'world_size': dcb.world_size, 'params': net.state_dict(), 'log': metrics.log,
+        if out: save_checkpoint({'world_size': dcb.world_size, 'params': net.state_dict(), 'log': metrics.log,
                             'test_accuracy': test_acc, 'seconds': seconds}, out)
     dcb.barrier()
 
