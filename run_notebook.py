@@ -6,6 +6,7 @@
     python run_notebook.py --quick                  # smoke-test mode: small data, few iterations
     python run_notebook.py --save                   # write the outputs back into the notebooks
     python run_notebook.py --timeout 900 --keep_going
+    python run_notebook.py --solutions              # every exercise filled in with its reference solution (never saved)
 
 Each notebook runs with its own folder as working directory. The first failing cell stops
 that notebook: its number, source and error are printed. Without --keep_going the run stops
@@ -39,12 +40,15 @@ from IPython.core.inputtransformer2 import TransformerManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from exercises import fill_solutions
 from exp.nb_00 import HEADLINE_MIME
 from notebook2script import ROOT, cli, numbered_notebooks, write_atomic, yes_no
 
 QUICK_ENV = 'COURSE_QUICK'   # read by exp.nb_00.is_quick()
 ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 EXP_MODULE = re.compile(r'exp\.(nb_\w+)')
+EXERCISES = re.compile(r'exercises(\.nb_\w+)?')                      # the exercise checks a notebook imports ...
+CHECK_CALL = re.compile(r'''check_exercise\(\s*['"]([0-9]+[a-z]*)\.''')   # ... and those it loads by exercise number
 MAX_TIMEOUT = 1_000_000   # seconds (11.5 days); a much larger one overflows the event loop's clock
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -99,14 +103,18 @@ def error_text(cell):
     return ''
 
 
-def execute(path, quick=False, timeout=1800, root=ROOT):
-    "Run one notebook in a fresh kernel; return it with its outputs, or raise RunFailure (KeyboardInterrupt on Ctrl-C)."
+def execute(path, quick=False, timeout=1800, root=ROOT, solutions=False):
+    """Run one notebook in a fresh kernel; return it with its outputs, or raise RunFailure (KeyboardInterrupt on Ctrl-C).
+    `solutions`: each exercise's starter cell replaced by its reference solution from root/solutions first."""
     try:
         nb = nbformat.read(path, as_version=4)
     except FileNotFoundError:
         raise RunFailure(f"{path}: no such notebook") from None
     except Exception as e:
         raise RunFailure(f"{path}: not a valid notebook ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if solutions:
+        try: fill_solutions(nb, path, Path(root) / 'solutions')
+        except ValueError as e: raise RunFailure(str(e)) from None
     client = Client(nb, kernel_name='python3', timeout=timeout, record_timing=False,
                     resources={'metadata': {'path': str(path.parent)}})
     current = {'index': 0}
@@ -166,7 +174,8 @@ def is_text(mime):
 
 
 def imported_exp_modules(source):
-    "The exp modules a cell or module imports, by name: `from exp.nb_03 import *`, `import exp.nb_03 as m`, `from exp import nb_03`."
+    """The exp modules a cell or module imports, by name: `from exp.nb_03 import *`, `import exp.nb_03 as m`, `from exp import nb_03`;
+    and the exercises modules it imports (`exercises`, `exercises.nb_11`)."""
     try: tree = ast.parse(TransformerManager().transform_cell(source))   # magics become Python calls
     except SyntaxError: return set()
     names = set()
@@ -175,18 +184,22 @@ def imported_exp_modules(source):
         elif isinstance(node, ast.ImportFrom):
             module = 'exp' + (f'.{node.module}' if node.module else '') if node.level == 1 else node.module or ''
             names |= {module} | {f'{module}.{alias.name}' for alias in node.names}
-    return {m[1] for name in names if (m := EXP_MODULE.fullmatch(name))}
+    found = {m[1] for name in names if (m := EXP_MODULE.fullmatch(name))}
+    return found | {name for name in names if EXERCISES.fullmatch(name)}
 
 
 def code_digest(nb, root):
-    "sha256 of what a notebook's outputs depend on: its code cells, and every exp module they import (transitively)."
+    """sha256 of what a notebook's outputs depend on: its code cells, every exp module they import (transitively), and
+    the checks of the exercises they check (`check_exercise('11.2', ...)` loads exercises/nb_11.py)."""
     sources = [cell.source for cell in nb.cells if cell.cell_type == 'code']
     digest = hashlib.sha256()
     for source in sources: digest.update(b'cell %d\n' % len(source.encode()) + source.encode())
     modules, todo = {}, set().union(*map(imported_exp_modules, sources))
+    todo |= {f'exercises.nb_{n}' for source in sources for n in CHECK_CALL.findall(source)}
     while todo:
         name = todo.pop()
-        path = Path(root) / 'exp' / f'{name}.py'
+        path = Path(root) / (f'{name.replace(".", "/")}.py' if name.startswith('exercises.') else
+                             'exercises/__init__.py' if name == 'exercises' else f'exp/{name}.py')
         modules[name] = path.read_bytes() if path.is_file() else b'(missing)'
         todo |= imported_exp_modules(modules[name].decode('utf-8', 'replace')) - set(modules)
     for name, text in sorted(modules.items()): digest.update(f'module {name} {len(text)}\n'.encode() + text)
@@ -262,12 +275,17 @@ def run(*notebooks: str,              # notebooks to run (default: every numbere
         save: yes_no = False,         # write the outputs back into each notebook that ran to the end
         timeout: seconds = 1800,      # per-cell time limit in seconds
         keep_going: yes_no = False,   # after a failed notebook, run the rest
+        solutions: yes_no = False,    # each exercise's reference solution in place of its starter; never saved
         root: str | None = None):     # the course folder whose nbs/ to run (default: this repository)
     "Run notebooks top to bottom, each in a fresh kernel, and print a summary; exit status 1 if any failed."
     paths = [Path(n).resolve() for n in notebooks] or numbered_notebooks(Path(root or ROOT).resolve() / 'nbs')
     if not paths:
         print(f"run_notebook: no numbered notebooks in {Path(root or ROOT).resolve() / 'nbs'}", file=sys.stderr)
         sys.exit(1)
+    if save and solutions:
+        print("run_notebook: --solutions with --save would write the solutions into the notebooks a learner works in: "
+              "nothing was run", file=sys.stderr)
+        sys.exit(2)
     refused = [f"run_notebook: cannot save {p}: {why} (nothing was run)" for p in paths if save and (why := cannot_save(p))]
     if refused:
         print('\n'.join(refused), file=sys.stderr)
@@ -277,11 +295,11 @@ def run(*notebooks: str,              # notebooks to run (default: every numbere
         for path in paths:
             if failed and not keep_going:
                 results.append((path.name, 'not run', 0.0)); continue
-            print(f"running {path.name}{' (quick)' if quick else ''} ...", flush=True)
+            print(f"running {path.name}{' (quick)' if quick else ''}{' with the solutions' if solutions else ''} ...", flush=True)
             start, course = time.perf_counter(), Path(root).resolve() if root else course_root(path)
             try:
                 with saving(path) if save else nullcontext() as original:
-                    nb = execute(path, quick=quick, timeout=timeout, root=course)
+                    nb = execute(path, quick=quick, timeout=timeout, root=course, solutions=solutions)
                     if save: write_back(nb, path, course, quick, original)
                 status = 'ok'
             except RunFailure as e:

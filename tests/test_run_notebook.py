@@ -217,7 +217,7 @@ def test_a_notebook_given_by_path_imports_its_own_courses_exp(course):
 
 # ---- issue 18: a command line that refuses before it acts ----
 
-RN_OPTIONS = '(the options are --help, --quick, --save, --timeout, --keep_going, --root)'
+RN_OPTIONS = '(the options are --help, --quick, --save, --timeout, --keep_going, --solutions, --root)'
 
 
 @pytest.mark.parametrize('flag', ['--quik', '--quic', '--keep-going', '--pdb', '--xtra=1', '-q', '--save=yes --sav'])
@@ -256,8 +256,8 @@ def test_help_describes_every_flag():
     result = run('--help')
     assert result.returncode == 0 and result.stderr == ''
     described = {m[1]: m[2] for m in re.finditer(r'^\s+(?:-\w, )?(--\w+)[^\n]*?\s{2,}(\S[^\n]*)$', result.stdout, re.MULTILINE)}
-    assert set(described) == {'--help', '--quick', '--save', '--timeout', '--keep_going', '--root'}, result.stdout
-    assert 'small data' in described['--quick'] and 'seconds' in described['--timeout'], described
+    assert set(described) == {'--help', '--quick', '--save', '--timeout', '--keep_going', '--solutions', '--root'}, result.stdout
+    assert 'small data' in described['--quick'] and 'seconds' in described['--timeout'] and 'reference solution' in described['--solutions'], described
 
 
 def test_flags_may_come_before_after_and_between_notebooks(course):
