@@ -15,3 +15,8 @@ def test_exp_imports_from_any_folder(tmp_path):
     out = subprocess.run([sys.executable, '-c', 'import exp.nb_00 as m; print(m.near(1, 1))'],
                          cwd=tmp_path, capture_output=True, text=True)
     assert out.stdout.strip() == 'True', out.stderr
+
+
+def test_the_progress_command_runs_from_any_folder(tmp_path):
+    out = subprocess.run([sys.executable, '-m', 'exercises', '--help'], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0 and '--nbs' in out.stdout, out.stderr
