@@ -12,22 +12,22 @@ from pathlib import Path
 
 import nbformat
 
-from exercises import EXERCISE_MIME
+from exercises import EXERCISE_MIME, load_checks
 from notebook2script import ROOT, cli, numbered_notebooks
 
 CHECK_CALL = re.compile(r'''check_exercise\(\s*['"]([0-9]+[a-z]*\.[0-9]+)['"]''')
 
 
-def exercise_states(path):
+def exercise_states(path, titles=None):
     "[(id, title, state, record)] for each check cell of a notebook, in order; state 'not run' when it has no result."
-    nb = nbformat.read(path, as_version=4)
+    nb, titles = nbformat.read(path, as_version=4), titles or {}
     rows = []
     for cell in nb.cells:
         if cell.cell_type != 'code': continue
         for id in CHECK_CALL.findall(cell.source):
             record = next((out.data[EXERCISE_MIME] for out in cell.get('outputs', [])
                            if EXERCISE_MIME in out.get('data', {}) and out.data[EXERCISE_MIME].get('id') == id), None)
-            rows.append((id, record['title'] if record else '', record['state'] if record else 'not run', record or {}))
+            rows.append((id, titles.get(id) or (record or {}).get('title', ''), record['state'] if record else 'not run', record or {}))
     return rows
 
 
@@ -45,7 +45,8 @@ def progress(nbs: str | None = None):   # the folder of your notebooks (default:
     if not folder.is_dir():
         print(f"exercises: {folder}: no such folder", file=sys.stderr)
         sys.exit(1)
-    table = [(path.stem, *row) for path in numbered_notebooks(folder) for row in exercise_states(path)]
+    titles = {id: ex.title for id, ex in load_checks().items()}
+    table = [(path.stem, *row) for path in numbered_notebooks(folder) for row in exercise_states(path, titles)]
     if not table:
         print(f"no exercises in the notebooks of {folder}")
         return
