@@ -155,7 +155,7 @@ def run_check(id, answer, *context):
 
 STARTER_HINT = {'predict': "replace each `...` with your prediction, then run this cell again",
                 'implement': "write your code in the cell above (in place of `...` or `raise NotImplementedError`), run it, then this cell",
-                'challenge': "train your model in the cell above, then run this cell"}
+                'challenge': "fill in the cell above as the exercise asks (train your model, or choose your settings), run it, then this cell"}
 
 
 def check_exercise(id, answer, *context):
