@@ -79,8 +79,10 @@ def start(nproc, *args, cwd=ROOT):
     # port 0: the rendezvous takes a free port as it binds, where a port picked beforehand could be taken meanwhile
     torchrun = [] if nproc is None else ['-m', 'torch.distributed.run', '--nnodes=1', f'--nproc_per_node={nproc}',
                                          '--rdzv_backend=c10d', '--rdzv_endpoint=127.0.0.1:0']
+    # Ctrl-C as from a terminal: a shell that starts pytest with `&` leaves SIGINT ignored, and children would inherit that
     proc = subprocess.Popen([sys.executable, *torchrun, *map(str, args)], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return proc, f'{name}={value}'
 
 def finish(proc, tag, timeout=JOB_TIMEOUT):

@@ -531,7 +531,8 @@ def test_sigint_stops_the_program_with_one_line(tmp_path, text_file):
     import signal, time
     out = tmp_path / 'run.pt'
     run = subprocess.Popen([sys.executable, '-m', 'exp.nb_16', 'train', f'--data={text_file}', f'--out={out}', '--config=tiny',
-                            '--max_iters=100000'], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            '--max_iters=100000'], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # as from a terminal, even if pytest was started with `&`
     try:
         for _ in range(600):
             if out.exists(): break
