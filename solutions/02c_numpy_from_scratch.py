@@ -43,15 +43,22 @@ def agrees_with_teacher(grads, x, y, w1, w2):
 
 # %% exercise 02c.4
 # Two changes from earlier notebooks: normalised inputs (02) and Kaiming's init for the ReLU layer (02a, 02b), which let
-# the learning rate be a usual one; with momentum and a cosine decay. The same batches, network and step count as the stream's.
-shift, scale = float(x_train.mean()), float(x_train.std())
-rng = np.random.default_rng(0)
-my_w1 = (rng.standard_normal((784, 128)) * np.sqrt(2 / 784)).astype(np.float32)   # Kaiming: a ReLU follows
-my_w2 = (rng.standard_normal((128, 10)) * np.sqrt(1 / 128)).astype(np.float32)    # nothing follows but the softmax
-v1, v2 = np.zeros_like(my_w1), np.zeros_like(my_w2)
-for step, idx in enumerate(batches):
-    _, dw1, dw2 = loss_and_grads((x_train[idx] - shift) / scale, y_train[idx], my_w1, my_w2)
-    step_lr = 0.05 * 0.5 * (1 + np.cos(np.pi * step / len(batches)))                # cosine decay to 0
-    v1 = 0.9 * v1 + dw1; v2 = 0.9 * v2 + dw2                                        # momentum
-    my_w1 -= step_lr * v1; my_w2 -= step_lr * v2
-my_net = {'w1': my_w1, 'w2': my_w2, 'shift': shift, 'scale': scale}
+# the learning rate be a usual one; with momentum and a cosine decay. The same network and step count as the stream's,
+# trained on fit_batches; the peak learning rate is chosen on the validation split, never on the test set.
+shift, scale = float(x_train[fit_rows].mean()), float(x_train[fit_rows].std())   # statistics of the images we train on
+
+def train_normalised(peak_lr):
+    rng = np.random.default_rng(0)
+    w1 = (rng.standard_normal((784, 128)) * np.sqrt(2 / 784)).astype(np.float32)   # Kaiming: a ReLU follows
+    w2 = (rng.standard_normal((128, 10)) * np.sqrt(1 / 128)).astype(np.float32)    # nothing follows but the softmax
+    v1, v2 = np.zeros_like(w1), np.zeros_like(w2)
+    for step, idx in enumerate(fit_batches):
+        _, dw1, dw2 = loss_and_grads((x_train[idx] - shift) / scale, y_train[idx], w1, w2)
+        step_lr = peak_lr * 0.5 * (1 + np.cos(np.pi * step / len(fit_batches)))      # cosine decay to 0
+        v1 = 0.9 * v1 + dw1; v2 = 0.9 * v2 + dw2                                     # momentum
+        w1 -= step_lr * v1; w2 -= step_lr * v2
+    return {'w1': w1, 'w2': w2, 'shift': shift, 'scale': scale}
+
+candidates = {peak_lr: train_normalised(peak_lr) for peak_lr in (0.01, 0.05)}
+valid_accs = {peak_lr: accuracy((x_valid - shift) / scale, y_valid, net['w1'], net['w2']) for peak_lr, net in candidates.items()}
+my_net = candidates[max(valid_accs, key=valid_accs.get)]
