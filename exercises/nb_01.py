@@ -69,15 +69,20 @@ EINSUM_TASKS = {
     'batch matmul': (lambda g: (lambda b, n, k, m: [torch.randn(b, n, k, generator=g), torch.randn(b, k, m, generator=g)])(
         *(int_(g, 2, 5) for _ in range(4))), lambda a, b: torch.bmm(a, b)),
     'trace': (lambda g: (lambda n: [torch.randn(n, n, generator=g)])(int_(g, 2, 6)), lambda a: torch.trace(a)),
-    'outer product': (lambda g: [torch.randn(int_(g, 2, 6), generator=g), torch.randn(int_(g, 2, 6), generator=g)],
-                      lambda a, b: a[:, None] * b[None, :]),
     'row sums': (lambda g: [torch.randn(int_(g, 2, 6), int_(g, 2, 6), generator=g)], lambda a: a.sum(1)),
+    'diagonal': (lambda g: (lambda n: [torch.randn(n, n, generator=g)])(int_(g, 2, 6)), lambda a: torch.diagonal(a)),
+    'matrix-vector': (lambda g: (lambda n, k: [torch.randn(n, k, generator=g), torch.randn(k, generator=g)])(int_(g, 2, 6), int_(g, 2, 6)),
+                      lambda a, v: a @ v),
+    'batch outer product': (lambda g: (lambda b, n, m: [torch.randn(b, n, generator=g), torch.randn(b, m, generator=g)])(
+        int_(g, 2, 5), int_(g, 2, 6), int_(g, 2, 6)), lambda x, y: x[:, :, None] * y[:, None, :]),
 }
 EINSUM_HINTS = {'transpose': "name the two axes of the input and write them in the other order after the arrow",
                 'batch matmul': "the batch index appears in both inputs and in the output; only the shared k is summed",
                 'trace': "the same letter twice in one input walks the diagonal; an empty output sums everything",
-                'outer product': "two inputs with different letters and nothing summed",
-                'row sums': "a letter left out of the output is summed over"}
+                'row sums': "a letter left out of the output is summed over",
+                'diagonal': "the same letter twice in one input walks the diagonal; keep that letter after the arrow",
+                'matrix-vector': "the vector's one index is the matrix's column index, and it is summed away",
+                'batch outer product': "one outer product per sample: the sample index is shared and kept, nothing is summed"}
 
 
 def int_(g, lo, hi): return int(torch.randint(lo, hi, (1,), generator=g))

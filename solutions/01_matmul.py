@@ -25,8 +25,10 @@ einsum_strings = {
     'transpose': 'ij->ji',
     'batch matmul': 'bik,bkj->bij',
     'trace': 'ii->',
-    'outer product': 'i,j->ij',
     'row sums': 'ij->i',
+    'diagonal': 'ii->i',
+    'matrix-vector': 'ik,k->i',
+    'batch outer product': 'ni,nj->nij',   # 02's weight gradient sums these over n: 'ni,nj->ij'
 }
 
 # %% exercise 01.4
