@@ -217,6 +217,8 @@ def clean(nb, nb_dir, root, quick=False):
     scrub = path_scrubber(nb_dir, root)
     for cell in nb.cells:
         cell.metadata.pop('execution', None)
+        # Cells made by nbformat.v4.new_*_cell carry an id, which a 4.4 notebook may not hold.
+        if (nb.nbformat, nb.nbformat_minor) < (4, 5): cell.pop('id', None)
         if cell.cell_type != 'code': continue
         cell.execution_count = None
         for out in cell.outputs:

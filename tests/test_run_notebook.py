@@ -105,6 +105,18 @@ def test_save_writes_outputs_with_clean_metadata(course):
     assert nb.read_text() == first                         # a second run changes nothing
 
 
+def test_save_drops_cell_ids_that_a_4_4_notebook_may_not_hold(tmp_path):
+    "A cell added with nbformat.v4.new_markdown_cell has an id; saved into a 4.4 notebook it made the file invalid."
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('# hi'), nbformat.v4.new_code_cell('1')])
+    nb.nbformat_minor = 4
+    assert all('id' in c for c in nb.cells)
+    cleaned = rn.clean(nb, tmp_path, tmp_path)
+    assert not any('id' in c for c in cleaned.cells)
+    nbformat.validate(cleaned)
+    nb45 = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')])
+    assert 'id' in rn.clean(nb45, tmp_path, tmp_path).cells[0]   # 4.5 keeps its required ids
+
+
 def test_failed_run_does_not_save(course):
     nb = make_notebook(course / 'nbs/01_fail.ipynb', 'print("hi")', '1/0')
     before = nb.read_text()
