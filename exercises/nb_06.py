@@ -1,5 +1,6 @@
 """Checks for the exercises of 06_cnn_hooks_init: the shapes a stride-2 CNN gives (06.1), GeneralRelu and
-Kaiming init by hand (06.2), a forward hook that counts dead units (06.3), a convolution as unfold and a matmul (06.4)."""
+Kaiming init by hand (06.2), a forward hook that counts dead channels (06.3), a convolution's backward pass as
+unfold, matmuls and fold (06.4)."""
 import re
 
 import torch
@@ -79,7 +80,7 @@ def check_relu_init(answer):
     return check_predictions(answer, expected, hints, "within a few per cent of what PyTorch gives")
 
 
-# 06.3: a forward hook recording the share of units on the dead side of their activation
+# 06.3: a forward hook recording the share of channels that sit at the floor for the whole batch
 def activations():
     "A fresh activation of each kind the notebook uses (nn.LeakyReLU too: `is_relu` finds it)."
     from exp.nb_06 import GeneralRelu
@@ -89,33 +90,50 @@ def activations():
 def share(mask): return mask.float().mean().item()
 
 
+def channel_dead(dead_side):
+    "Per channel (dim 1): is every example and every position on the dead side?"
+    return dead_side.transpose(0, 1).reshape(dead_side.shape[1], -1).all(1)
+
+
 def named(mod):
     "An activation as it was made: GeneralRelu(sub=0.4) rather than PyTorch's bare GeneralRelu()."
     knobs = [f"{k}={getattr(mod, k)}" for k in ('leak', 'sub', 'maxv') if getattr(mod, k, None) is not None]
     return f"{type(mod).__name__}({', '.join(knobs)})" if type(mod).__name__ == 'GeneralRelu' else repr(mod)
 
 
-@exercise('06.3', 'a hook that records the share of dead units')
-def check_dead_hook(record_dead):
+def dead_case(case, g, acts):
+    "A small linear (even cases) or conv (odd cases) model with the two activations `acts`, biases spread so some channels die."
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(case)
+        d0, d1, d2 = (int(torch.randint(2, 12, (1,))) for _ in range(3))
+        if case % 2 == 0:
+            layers, shown = [nn.Linear(d0, d1), nn.Linear(d1, d2)], f"Linear({d0}, {d1}) ... Linear({d1}, {d2})"
+            def batch(n): return torch.randn(n, d0, generator=g)
+        else:
+            layers, shown = [nn.Conv2d(d0, d1, 3, padding=1), nn.Conv2d(d1, d2, 3, padding=1)], f"Conv2d({d0}, {d1}, 3) ... Conv2d({d1}, {d2}, 3)"
+            def batch(n): return torch.randn(n, d0, 4, 4, generator=g)
+        for layer in layers:
+            with torch.no_grad(): layer.bias.copy_(torch.randn(layer.bias.shape) * 2)   # a bias of -2 keeps most of a channel down
+    model = nn.Sequential(layers[0], acts[0], layers[1], acts[1])
+    return model, batch, f"a Sequential({shown.split(' ... ')[0]}, {named(acts[0])}, {shown.split(' ... ')[1]}, {named(acts[1])})"
+
+
+@exercise('06.3', 'a hook that records the share of dead channels')
+def check_dead_hook(record_dead_channels):
     from exp.nb_06 import Hooks
     g = torch.Generator().manual_seed(63)
     kinds = activations()
-    for case in range(4):
-        d0, d1, d2 = (int(torch.randint(3, 40, (1,), generator=g)) for _ in range(3))
+    for case in range(6):
         acts = [kinds[case % len(kinds)], kinds[(case + 2) % len(kinds)]]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(case)
-            model = nn.Sequential(nn.Linear(d0, d1), acts[0], nn.Linear(d1, d2), acts[1])
+        model, batch, shown = dead_case(case, g, acts)
         seen = [[], []]   # the (input, output) of each activation, at each training forward
         def keep(hook, mod, inp, outp):
             if mod.training: seen[acts.index(mod)].append((inp[0].detach(), outp.detach()))
-        with Hooks(acts, record_dead) as theirs, Hooks(acts, keep):
-            for shift in (0.0, 1.5, -1.0, 0.5):        # shifted batches: a different dead share every time
-                n = int(torch.randint(2, 30, (1,), generator=g))
-                x = torch.randn(n, d0, generator=g) + shift
+        with Hooks(acts, record_dead_channels) as theirs, Hooks(acts, keep):
+            for shift in (0.0, 1.5, -1.0, 0.5):        # shifted batches: a different share every time
+                x = batch(int(torch.randint(2, 9, (1,), generator=g))) + shift
                 model(x)
                 if shift == 1.5: model.eval(); model(x - 3); model.train()   # an evaluation forward: not to be recorded
-        shown = f"a Sequential(Linear({d0}, {d1}), {named(acts[0])}, Linear({d1}, {d2}), {named(acts[1])})"
         for i, hook in enumerate(theirs):
             if not hasattr(hook, 'dead'):
                 raise Wrong(f"{shown}: after 4 training forwards, the hook on {named(acts[i])} has no attribute `dead`",
@@ -133,34 +151,42 @@ def check_dead_hook(record_dead):
             try: got = [float(v) for v in got]
             except (TypeError, ValueError, RuntimeError):
                 raise Wrong(f"{shown}: hook.dead holds {type(hook.dead[0]).__name__}s, not single numbers",
-                            "record one share per forward: a mean over the whole batch and every unit, as a float (`.item()`)")
+                            "record one share per forward: the share of channels, as a float (`.item()`)")
             records = seen[i]
             sub = getattr(acts[i], 'sub', None) or 0.0
-            right = [share(inp <= 0) for inp, _ in records]
-            tol = [1.01 / inp.numel() for inp, _ in records]   # a unit at exactly the boundary may round either way
+            right = [share(channel_dead(inp <= 0)) for inp, _ in records]
+            tol = [1e-6] * len(records)   # shares of a few channels: any real difference is at least 1/channels
             def same(values): return all(abs(a - b) <= t for a, b, t in zip(got, values, tol))
             if same(right): continue
             table = ', '.join(f"{v:.3f}" for v in got)
-            message = f"{shown}: the hook on {named(acts[i])} recorded [{table}]; these are not the shares of units on the dead side"
-            if sub and same([share(out == 0) for _, out in records]):
+            message = f"{shown}: the hook on {named(acts[i])} recorded [{table}]; these are not the shares of dead channels"
+            if same([share(inp <= 0) for inp, _ in records]) or same([share(out <= -sub) for _, out in records]):
+                raise Wrong(message, "that is the share of activations at the floor (what FloorStats records): a channel counts "
+                                     "only when it is at the floor for every example and every position of the batch")
+            if sub and same([share(channel_dead(out == 0)) for _, out in records]):
                 raise Wrong(message, f"this activation subtracts sub={sub}: a dead unit outputs -sub (or leak*x - sub), not 0; "
                                      "look at the module's input, or compare the output with -sub")
-            if same([share(out < -sub) for _, out in records]):
+            if same([share(channel_dead(inp < 0)) for inp, _ in records]) or same([share(channel_dead(out < -sub)) for _, out in records]):
                 raise Wrong(message, "a dead ReLU unit sits exactly on its floor: count it with <=, not <")
+            if same([share((inp <= 0).transpose(0, 1).reshape(inp.shape[1], -1).any(1)) for inp, _ in records]):
+                raise Wrong(message, "that counts a channel as soon as one of its units is at the floor: it must be all of them")
+            if records[0][0].dim() == 4 and same([share((inp <= 0).all(0)) for inp, _ in records]):
+                raise Wrong(message, "a channel of a convolution is all its positions together: reduce over the batch and "
+                                     "the height and width, then take the share over the channels")
             if same([1 - v for v in right]):
-                raise Wrong(message, "that is the share of live units: count those on the other side")
-            raise Wrong(message, "a unit is on the dead side when the activation's input is <= 0: the share over the batch "
-                                 "and all units; `inp` is a tuple, its first item is the tensor")
-    return "right on 4 fresh two-layer models, each activation kind of the notebook, eval forwards skipped"
+                raise Wrong(message, "that is the share of channels still alive somewhere: count the others")
+            raise Wrong(message, "a unit is on the dead side when the activation's input is <= 0 (`inp` is a tuple, its first "
+                                 "item is the tensor); a channel is dead when all its units, over the batch and every position, are")
+    return "right on 6 fresh two-layer models, linear and convolutional, each activation kind of the notebook, eval forwards skipped"
 
 
-# 06.4: a convolution as F.unfold and a matmul, against F.conv2d
-BANNED = re.compile(r'\bconv2d\b|\bConv2d\b|\bconvolution\b|\bconv\(')
+# 06.4: the backward pass of a convolution, by hand, against autograd on F.conv2d
+BANNED = re.compile(r'\bconv2d\b|\bConv2d\b|conv_transpose|\bautograd\b|\bbackward\b|\.grad\b|\bconvolution\b')
 
 
 def conv_cases(g):
     "(n, ci, co, h, w, kh, kw, stride, padding): fixed ones first (one channel, odd sizes, the notebook's 5x5), then random."
-    fixed = [(1, 1, 1, 5, 5, 3, 3, 1, 0), (2, 3, 4, 8, 8, 3, 3, 2, 1), (1, 1, 8, 28, 28, 5, 5, 2, 2), (2, 4, 3, 7, 9, 2, 3, 1, 0),
+    fixed = [(1, 1, 1, 5, 5, 3, 3, 1, 0), (2, 3, 4, 8, 8, 3, 3, 2, 1), (2, 1, 8, 28, 28, 5, 5, 2, 2), (2, 4, 3, 7, 9, 2, 3, 1, 0),
              (3, 2, 5, 11, 10, 3, 1, 3, 1)]
     def r(lo, hi): return int(torch.randint(lo, hi + 1, (1,), generator=g))
     rand = []
@@ -170,44 +196,39 @@ def conv_cases(g):
     return fixed + rand
 
 
-@exercise('06.4', 'conv2d as unfold and a matmul')
-def check_conv_unfold(conv2d_im2col):
-    code = code_of(conv2d_im2col)
+@exercise('06.4', "a convolution's backward pass by hand")
+def check_conv_backward(conv2d_backward):
+    code = code_of(conv2d_backward)
     found = BANNED.search(code)
-    if found: raise Wrong(f"your function uses `{found.group()}`", "the exercise is to do it with F.unfold, a reshape and a matmul")
+    if found: raise Wrong(f"your function uses `{found.group()}`", "the exercise is to do it with F.unfold, matmuls and F.fold")
     g = torch.Generator().manual_seed(64)
     for n, ci, co, h, w, kh, kw, s, p in conv_cases(g):
-        x = torch.randn(n, ci, h, w, generator=g, dtype=torch.float64)
-        weight = torch.randn(co, ci, kh, kw, generator=g, dtype=torch.float64)
-        bias = torch.randn(co, generator=g, dtype=torch.float64)
+        x = torch.randn(n, ci, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+        weight = torch.randn(co, ci, kh, kw, generator=g, dtype=torch.float64, requires_grad=True)
+        bias = torch.randn(co, generator=g, dtype=torch.float64, requires_grad=True)
+        out = F.conv2d(x, weight, bias, stride=s, padding=p)
+        grad_out = torch.randn(out.shape, generator=g, dtype=torch.float64)
+        expected = torch.autograd.grad(out, (x, weight, bias), grad_out)
         shown = f"x {tuple(x.shape)}, weight {tuple(weight.shape)}, stride {s}, padding {p}"
-        expected = F.conv2d(x, weight, bias, stride=s, padding=p)
-        size_hint = ("count the window positions: a k-wide window fits in h + 2p - k + 1 places at stride 1, "
-                     "and stride s keeps every s-th of them, the first included (height and width each with their own k)")
-        try: out = conv2d_im2col(x, weight, bias, stride=s, padding=p)
+        try: got = conv2d_backward(x.detach(), weight.detach(), grad_out, stride=s, padding=p)
         except RuntimeError as e:
-            if 'shape' in str(e) and 'invalid' in str(e):
-                raise Wrong(f"{shown}: your code raised {str(e).splitlines()[0]}", size_hint)
+            if any(word in str(e).lower() for word in ('fold', 'col2im', 'sliding blocks')):   # F.fold's own complaints
+                raise Wrong(f"{shown}: your code raised {str(e).splitlines()[0]}",
+                            "F.fold needs the input's (h, w) and the same kernel size, padding and stride as the unfold")
             raise
-        if out is Ellipsis or out is None: raise NotAttempted()
-        if not torch.is_tensor(out): raise Wrong(f"{shown}: came back a {type(out).__name__}, not a tensor")
-        if out.dtype != x.dtype:
-            raise Wrong(f"{shown}: came back {out.dtype}; the inputs were {x.dtype}",
-                        "build the result from the inputs (unfold, matmul), or make new tensors with the input's dtype")
-        if tuple(out.shape) != tuple(expected.shape):
-            raise Wrong(f"{shown}: came back shape {tuple(out.shape)}; expected {tuple(expected.shape)}",
-                        size_hint if out.shape[:2] == expected.shape[:2] else "(batch, output channels, height, width)")
-        if torch.allclose(out, expected, rtol=1e-9, atol=1e-9): continue
-        message = f"{shown}: the right shape, but values off by up to {(out - expected).abs().max().item():.3g}"
-        def like(w=weight, b=bias): return torch.allclose(out, F.conv2d(x, w, b, stride=s, padding=p), rtol=1e-9, atol=1e-9)
-        if like(b=None): raise Wrong(message, "add the bias: one per output channel, the same at every position")
-        if like(w=weight.flip(2, 3)): raise Wrong(message, "F.conv2d does not flip the kernel (it is a cross-correlation): use the weight as it is")
-        mixed = [weight.permute(0, 2, 3, 1).reshape(co, -1).view(co, ci, kh, kw),     # channels last
-                 weight.transpose(2, 3).reshape(co, ci, kh, kw),                       # kernel rows and columns swapped
-                 weight.reshape(-1, co).t().reshape(co, ci, kh, kw)]                   # the matrix reshaped the other way round
-        if any(like(w=m) for m in mixed):
-            raise Wrong(message, "the rows of F.unfold's columns run over (input channel, kernel row, kernel column), the channel "
-                                 "slowest: the weight matrix must flatten each filter in that same order")
-        raise Wrong(message, "one column of F.unfold per output position, one row of the weight matrix per output channel; "
-                             "try a single channel and a 1x1 kernel first")
-    return "equal to F.conv2d on 10 cases: several channels, non-square kernels and images, strides 1 to 3, padding 0 to 2"
+        if got is Ellipsis or got is None: raise NotAttempted()
+        if not isinstance(got, (tuple, list)) or len(got) != 3 or not all(torch.is_tensor(t) for t in got):
+            raise Wrong(f"{shown}: came back a {type(got).__name__}, not three tensors", "return (grad_x, grad_weight, grad_bias)")
+        for name, mine, truth, hint in zip(
+                ('grad_x', 'grad_weight', 'grad_bias'), got, expected,
+                ("each column of the input's gradient is W^T times that position's upstream gradient; F.fold puts every "
+                 "column back into its window, adding where windows overlap",
+                 "per example, the upstream gradient (co, L) times the unfolded columns transposed; the weights are shared by "
+                 "every example, so add the batch's contributions",
+                 "the bias is added at every position of every example: sum the upstream gradient over all of them")):
+            if tuple(mine.shape) != tuple(truth.shape):
+                raise Wrong(f"{shown}: {name} came back shape {tuple(mine.shape)}; expected {tuple(truth.shape)}", hint)
+            if not torch.allclose(mine.double(), truth, rtol=1e-7, atol=1e-9):
+                message = f"{shown}: {name} has the right shape, but values off by up to {(mine - truth).abs().max().item():.3g}"
+                raise Wrong(message, hint)
+    return "all three gradients equal autograd's on 10 cases: several channels, non-square kernels, strides 1 to 3, padding 0 to 2"

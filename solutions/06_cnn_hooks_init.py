@@ -21,19 +21,24 @@ predicted_values = {
 }
 
 # %% exercise 06.3
-def record_dead(hook, mod, inp, outp):
-    "Append to `hook.dead` the share of this batch's units on the dead side of the activation; training forwards only."
+def record_dead_channels(hook, mod, inp, outp):
+    "Append to `hook.dead` the share of channels at the floor for every example and position of the batch; training forwards only."
     if not mod.training: return                       # evaluation batches would mix two regimes, as in append_stats
     if not hasattr(hook, 'dead'): hook.dead = []
     # The input decides it for every kind: ReLU outputs 0 there, GeneralRelu leak*x - sub <= -sub.
-    hook.dead.append((inp[0] <= 0).float().mean().item())
+    dead_side = inp[0] <= 0
+    per_channel = dead_side.transpose(0, 1).reshape(dead_side.shape[1], -1).all(1)   # channel first, then all the rest
+    hook.dead.append(per_channel.float().mean().item())
 
 # %% exercise 06.4
-def conv2d_im2col(x, weight, bias, stride=1, padding=0):
-    "F.conv2d(x, weight, bias, stride, padding) as F.unfold (im2col) and one matmul."
+def conv2d_backward(x, weight, grad_out, stride=1, padding=0):
+    "The gradients of F.conv2d(x, weight, bias, stride, padding) for the upstream `grad_out`: (grad_x, grad_weight, grad_bias)."
     n, _, h, w = x.shape
     co, _, kh, kw = weight.shape
-    oh, ow = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1   # window positions, the first counts
-    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)   # (n, ci*kh*kw, oh*ow): one column per output position
-    out = weight.view(co, -1) @ cols                                # rows flattened as (ci, kh, kw), the order unfold uses
-    return (out + bias[:, None]).view(n, co, oh, ow)                # one bias per output channel, at every position
+    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)   # (n, ci*kh*kw, L): the forward's columns
+    g = grad_out.reshape(n, co, -1)                                  # (n, co, L): one column per output position
+    grad_bias = g.sum((0, 2))                                        # the bias was added at every position of every example
+    grad_weight = (g @ cols.transpose(1, 2)).sum(0).view_as(weight) # as for a linear layer, per example, then added up
+    grad_cols = weight.view(co, -1).t() @ g                          # the backward multiplies by the transpose
+    grad_x = F.fold(grad_cols, (h, w), (kh, kw), padding=padding, stride=stride)   # columns back to their windows, overlaps added
+    return grad_x, grad_weight, grad_bias

@@ -39,18 +39,22 @@ def test_06_relu_and_init_predictions_fail_on_the_usual_slips():
 
 
 @pytest.mark.parametrize('old, new, hint', [
-    ('(inp[0] <= 0)', '(outp == 0)', 'sub'),                                    # GeneralRelu's dead units sit at -sub
-    ('(inp[0] <= 0)', '(outp < 0)', '<='),                                      # a dead ReLU unit is exactly 0
-    ('(inp[0] <= 0)', '(inp[0] > 0)', 'live'),
+    ('dead_side = inp[0] <= 0', 'dead_side = outp == 0', 'sub'),                 # GeneralRelu's dead units sit at -sub
+    ('dead_side = inp[0] <= 0', "dead_side = outp < -(getattr(mod, 'sub', None) or 0.)", '<='),   # a dead ReLU unit is exactly 0
+    ('.all(1)', '.any(1)', 'all of them'),                                       # one unit at the floor is not a dead channel
+    ('.all(1)', '.all(1).logical_not()', 'alive'),
+    ('per_channel.float().mean().item()', 'dead_side.float().mean().item()', 'every example and every position'),
+    ('per_channel.float().mean().item()', 'dead_side.all(0).float().mean().item()', 'height and width'),
     ('if not mod.training: return', 'pass', 'eval mode'),
     ("if not hasattr(hook, 'dead'): hook.dead = []", 'hook.dead = []', 'first call'),
-    ('.float().mean().item()', '.float()', 'single numbers'),
+    ('per_channel.float().mean().item()', 'per_channel.float()', 'single numbers'),
 ])
-def test_06_dead_hook_mistakes_fail_with_their_hint(old, new, hint):
-    failing(run_check('06.3', mutated(NB06, '06.3', 'record_dead', old, new)), hint)
+def test_06_dead_channel_hook_mistakes_fail_with_their_hint(old, new, hint):
+    failing(run_check('06.3', mutated(NB06, '06.3', 'record_dead_channels', old, new)), hint)
 
 
-def test_06_dead_hook_hard_coded_or_never_set_fails():
+def test_06_dead_channel_hook_right_hard_coded_or_never_set():
+    assert run_check('06.3', solved(NB06, '06.3')['record_dead_channels']).state == 'correct'
     def constant(hook, mod, inp, outp):
         if mod.training: hook.dead = getattr(hook, 'dead', []) + [0.5]
     failing(run_check('06.3', constant))
@@ -59,22 +63,28 @@ def test_06_dead_hook_hard_coded_or_never_set_fails():
 
 
 @pytest.mark.parametrize('old, new, hint', [
-    ('// stride + 1', '// stride', 'first included'),                                   # the output size off by one
-    ('weight.view(co, -1)', 'weight.permute(0, 2, 3, 1).reshape(co, -1)', 'same order'),  # channels last
-    ('weight.view(co, -1)', 'weight.flip(2, 3).reshape(co, -1)', 'flip'),                 # a textbook convolution
-    ('(out + bias[:, None])', 'out', 'bias'),
+    ('.sum(0).view_as(weight)', '[0].view_as(weight)', 'add the batch'),          # only the first example's contribution
+    ('g.sum((0, 2))', 'g.sum(2)', 'sum the upstream gradient'),                   # not summed over the batch
+    ('g.sum((0, 2))', 'g.sum((0, 2)) / g.shape[2]', 'sum the upstream gradient'), # a mean over positions
+    ('(kh, kw), padding=padding, stride=stride)   # columns', '(kh, kw), stride=stride)   # columns', 'F.fold'),   # no padding
+    ('weight.view(co, -1).t() @ g', 'weight.view(co, -1).t() @ g * 2', 'W^T'),
+    ('return grad_x, grad_weight, grad_bias', 'return grad_weight, grad_x, grad_bias', 'shape'),
 ])
-def test_06_conv_unfold_mistakes_fail_with_their_hint(old, new, hint):
-    assert run_check('06.4', solved(NB06, '06.4')['conv2d_im2col']).state == 'correct'
-    failing(run_check('06.4', mutated(NB06, '06.4', 'conv2d_im2col', old, new)), hint)
+def test_06_conv_backward_mistakes_fail_with_their_hint(old, new, hint):
+    assert run_check('06.4', solved(NB06, '06.4')['conv2d_backward']).state == 'correct'
+    failing(run_check('06.4', mutated(NB06, '06.4', 'conv2d_backward', old, new)), hint)
 
 
-def test_06_conv_unfold_refuses_conv2d_and_a_hard_coded_answer():
-    def uses_conv2d(x, weight, bias, stride=1, padding=0): return F.conv2d(x, weight, bias, stride=stride, padding=padding)
-    failing(run_check('06.4', uses_conv2d), 'uses `conv2d`')
-    first = F.conv2d(torch.ones(1, 1, 5, 5, dtype=torch.float64), torch.ones(1, 1, 3, 3, dtype=torch.float64))
-    def hard_coded(x, weight, bias, stride=1, padding=0): return first
+def test_06_conv_backward_refuses_autograd_and_a_hard_coded_answer():
+    def uses_autograd(x, weight, grad_out, stride=1, padding=0):
+        x, weight = x.requires_grad_(), weight.requires_grad_()
+        bias = torch.zeros(weight.shape[0], dtype=x.dtype, requires_grad=True)
+        return torch.autograd.grad(F.conv2d(x, weight, bias, stride=stride, padding=padding), (x, weight, bias), grad_out)
+    failing(run_check('06.4', uses_autograd), 'uses `')
+    first = tuple(torch.zeros(s, dtype=torch.float64) for s in ((1, 1, 5, 5), (1, 1, 3, 3), (1,)))
+    def hard_coded(x, weight, grad_out, stride=1, padding=0): return first
     failing(run_check('06.4', hard_coded))
+    assert run_check('06.4', ...).state == run_check('06.3', ...).state == 'not attempted'
 
 
 # ---- 08 ----
