@@ -112,6 +112,12 @@ def test_challenge_solutions_beat_the_notebook(monkeypatch):
     ns = solved('11_bigram', '11.2', '11.3', '11.4', words=words, stoi=stoi)
     result = run_check('11.4', ns['smoothing'])
     assert result.state == 'correct' and result.number <= result.reference + 0.002 and 'test NLL' in result.message, str(result)
+    from functools import partial
+    from exp.nb_05 import get_mnist_dls
+    dls = get_mnist_dls(64)
+    ns = solved('05_anneal', '05.4', dls=dls, partial=partial)
+    result = run_check('05.4', ns['my_learn'], dls)
+    assert result.state == 'correct' and result.number > result.reference, str(result)
 
 
 def test_untouched_starters_report_not_attempted():
