@@ -37,5 +37,4 @@ my_epochs, my_lr = pick(1, QUICK_EPOCHS), 1e-2
 set_seed()
 my_model = init_cnn(get_resnet())
 my_learn = Learner(my_model, dls, lr=my_lr, opt_func=partial(adamw, wd=1e-2),
-                   cbs=[DeviceCB(), MetricsCB(accuracy=accuracy), *one_cycle(my_lr, mom_name='beta1')])
-my_learn.fit(my_epochs)
+                   cbs=[DeviceCB(), MetricsCB(accuracy=accuracy), *one_cycle(my_lr, mom_name='beta1')]).fit(my_epochs)
