@@ -98,3 +98,29 @@ def test_set_seed_makes_every_generator_repeat():
                  "m.set_seed(); a = draw(); m.set_seed(); b = draw(); m.set_seed(7); c = draw()\n"
                  "print(a == b, a != c)")
     assert out.stdout.split() == ['True', 'True'], out.stderr
+
+
+# ---- issue 20: each notebook is a lesson: it opens with the rules table and (00-09 so far) closes with
+# what was built, the exercises and the next notebook ----
+
+NOTEBOOKS = numbered_notebooks(ROOT / 'nbs')
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_links_the_rules_table_from_its_opening(path):
+    import nbformat
+    first = nbformat.read(path, as_version=4).cells[0]
+    assert first.cell_type == 'markdown' and '(RULES.md)' in first.source, f'{path.name}: cell 0 does not link RULES.md'
+    assert (ROOT / 'nbs' / 'RULES.md').exists()
+
+
+@pytest.mark.parametrize('path', [p for p in NOTEBOOKS if p.stem[:2] < '10'], ids=lambda p: p.stem)
+def test_a_lesson_ends_with_what_was_built_its_exercises_and_the_next_notebook(path):
+    import nbformat
+    markdown = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == 'markdown']
+    headings = [line for source in markdown for line in source.splitlines() if line.startswith('## ')]
+    built = headings.index('## What we built')
+    assert any(h.startswith('## Exercises') for h in headings[built + 1:]), f'{path.name}: no Exercises after What we built'
+    later = NOTEBOOKS[NOTEBOOKS.index(path) + 1]
+    assert markdown[-1].lstrip('*').startswith('Next') and later.name in markdown[-1], \
+        f'{path.name}: the last cell should point to {later.name}: {markdown[-1][:80]!r}'
