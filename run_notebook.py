@@ -49,6 +49,7 @@ ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 EXP_MODULE = re.compile(r'exp\.(nb_\w+)')
 EXERCISES = re.compile(r'exercises(\.nb_\w+)?')                      # the exercise checks a notebook imports ...
 CHECK_CALL = re.compile(r'''check_exercise\(\s*['"]([0-9]+[a-z]*)\.''')   # ... and those it loads by exercise number
+PROVENANCE = re.compile(rb'^# nbs/[^\n]*\.ipynb, cell \d+\n', re.M)   # notebook2script's line above each exported cell
 MAX_TIMEOUT = 1_000_000   # seconds (11.5 days); a much larger one overflows the event loop's clock
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -190,7 +191,9 @@ def imported_exp_modules(source):
 
 def code_digest(nb, root):
     """sha256 of what a notebook's outputs depend on: its code cells, every exp module they import (transitively), and
-    the checks of the exercises they check (`check_exercise('11.2', ...)` loads exercises/nb_11.py)."""
+    the checks of the exercises they check (`check_exercise('11.2', ...)` loads exercises/nb_11.py). The exporter's
+    provenance comments (`# nbs/NN_name.ipynb, cell N`) are left out: a cell inserted in an early notebook renumbers
+    them in its module without changing what any later notebook computes."""
     sources = [cell.source for cell in nb.cells if cell.cell_type == 'code']
     digest = hashlib.sha256()
     for source in sources: digest.update(b'cell %d\n' % len(source.encode()) + source.encode())
@@ -202,7 +205,9 @@ def code_digest(nb, root):
                              'exercises/__init__.py' if name == 'exercises' else f'exp/{name}.py')
         modules[name] = path.read_bytes() if path.is_file() else b'(missing)'
         todo |= imported_exp_modules(modules[name].decode('utf-8', 'replace')) - set(modules)
-    for name, text in sorted(modules.items()): digest.update(f'module {name} {len(text)}\n'.encode() + text)
+    for name, text in sorted(modules.items()):
+        text = PROVENANCE.sub(b'', text)
+        digest.update(f'module {name} {len(text)}\n'.encode() + text)
     return digest.hexdigest()
 
 

@@ -11,7 +11,7 @@ def get_data(kind='fashion'):
     "(x_train, y_train, x_valid, y_valid): (n,784) float32 images in [0,1] and int64 labels."
     return load_mnist(kind)
 
-# nbs/01_matmul.ipynb, cell 9
+# nbs/01_matmul.ipynb, cell 8
 def show_image(img, ax=None, title=None, figsize=None):
     "Show a 784-vector or a 28x28 tensor as a greyscale image; returns the axes."
     if ax is None: _, ax = plt.subplots(figsize=figsize or (2, 2))
@@ -20,7 +20,7 @@ def show_image(img, ax=None, title=None, figsize=None):
     if title is not None: ax.set_title(title, fontsize=9)
     return ax
 
-# nbs/01_matmul.ipynb, cell 15
+# nbs/01_matmul.ipynb, cell 13
 def matmul_loops(a, b):
     "C = A @ B with three Python loops: one multiply-add per innermost step."
     ar, ac = a.shape
@@ -32,7 +32,7 @@ def matmul_loops(a, b):
             for k in range(ac): c[i, j] += a[i, k] * b[k, j]
     return c
 
-# nbs/01_matmul.ipynb, cell 25
+# nbs/01_matmul.ipynb, cell 22
 def matmul_elementwise(a, b):
     "C = A @ B with two loops; the sum over k is an elementwise product and a sum."
     ar, ac = a.shape
@@ -43,7 +43,7 @@ def matmul_elementwise(a, b):
         for j in range(bc): c[i, j] = (a[i, :] * b[:, j]).sum()
     return c
 
-# nbs/01_matmul.ipynb, cell 51
+# nbs/01_matmul.ipynb, cell 43
 def matmul_broadcast(a, b):
     "C = A @ B with one loop: row i is (column of a's row i, broadcast over b).sum(0)."
     ar, ac = a.shape
@@ -55,12 +55,12 @@ def matmul_broadcast(a, b):
 
 matmul = matmul_broadcast   # the from-scratch matmul that later notebooks can import
 
-# nbs/01_matmul.ipynb, cell 54
+# nbs/01_matmul.ipynb, cell 46
 def matmul_einsum(a, b):
     "C = A @ B as an einsum: multiply over matching k, sum it away."
     return torch.einsum('ik,kj->ij', a, b)
 
-# nbs/01_matmul.ipynb, cell 68
+# nbs/01_matmul.ipynb, cell 65
 def frobenius_norm(m):
     "sqrt of the sum of the squared entries."
     return (m * m).sum().sqrt()

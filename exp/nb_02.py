@@ -12,7 +12,7 @@ def stats(x):
     "(mean, std) of all the elements of a tensor, as Python floats."
     return x.mean().item(), x.std().item()
 
-# nbs/02_fully_connected.ipynb, cell 12
+# nbs/02_fully_connected.ipynb, cell 11
 def lin(x, w, b):
     "A linear layer: x @ w + b, with w of shape (n_in, n_out)."
     return x @ w + b
@@ -21,12 +21,12 @@ def relu(x):
     "max(x, 0) elementwise."
     return x.clamp_min(0.)
 
-# nbs/02_fully_connected.ipynb, cell 38
+# nbs/02_fully_connected.ipynb, cell 34
 def mse(output, targ):
     "Mean squared error of an (N,1) output against (N,) float targets."
     return (output.squeeze(-1) - targ).pow(2).mean()
 
-# nbs/02_fully_connected.ipynb, cell 41
+# nbs/02_fully_connected.ipynb, cell 47
 def mse_grad(inp, targ):
     "d mse / d inp, stored in inp.g (shape (N,1), like inp)."
     inp.g = 2. * (inp.squeeze(-1) - targ).unsqueeze(-1) / inp.shape[0]
@@ -53,7 +53,7 @@ def forward_and_backward(inp, targ, w1, b1, w2, b2):
     lin_grad(inp, l1, w1, b1)
     return loss
 
-# nbs/02_fully_connected.ipynb, cell 55
+# nbs/02_fully_connected.ipynb, cell 61
 class Module():
     "A layer: __call__ stores its inputs (args) and output (out); backward() hands them to bwd."
     def __call__(self, *args):

@@ -17,7 +17,7 @@ def get_image_dls(bs=256, n_train=None, n_valid=None, n_test=None):
     def as_images(ds): return Dataset(ds.x.view(-1, 1, 28, 28), ds.y)
     return DataLoaders.from_datasets(*(as_images(dl.ds) for dl in (flat.train, flat.valid)), bs, test_ds=as_images(flat.test.ds))
 
-# nbs/06_cnn_hooks_init.ipynb, cell 9
+# nbs/06_cnn_hooks_init.ipynb, cell 24
 def conv(ni, nf, ks=3, stride=2, act=nn.ReLU):
     "A `ks`x`ks` convolution (padding `ks//2`: the size only changes by the stride), then `act()` unless None."
     layer = nn.Conv2d(ni, nf, ks, stride=stride, padding=ks // 2)
@@ -28,7 +28,7 @@ def get_cnn_model(nfs=(8, 16, 32, 32), act=nn.ReLU):
     layers = [conv(1, nfs[0], ks=5, act=act)] + [conv(ni, nf, act=act) for ni, nf in zip(nfs, nfs[1:])]
     return nn.Sequential(*layers, conv(nfs[-1], 10, act=None), nn.Flatten())
 
-# nbs/06_cnn_hooks_init.ipynb, cell 12
+# nbs/06_cnn_hooks_init.ipynb, cell 27
 def default_device():
     "CUDA when PyTorch can see a GPU, else the CPU. Called only when training starts."
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -49,7 +49,7 @@ class DeviceCB(Callback):
         self.learn.model.to(self.device)
     def before_batch(self): self.learn.batch = to_device(self.learn.batch, self.device)
 
-# nbs/06_cnn_hooks_init.ipynb, cell 24
+# nbs/06_cnn_hooks_init.ipynb, cell 39
 class Hook:
     "Call `f(hook, module, input, output)` after every forward of `m`, until `remove()`."
     def __init__(self, m, f): self.handle = m.register_forward_hook(partial(f, self))
@@ -65,7 +65,7 @@ class Hooks(list):
     def remove(self):
         for h in self: h.remove()
 
-# nbs/06_cnn_hooks_init.ipynb, cell 26
+# nbs/06_cnn_hooks_init.ipynb, cell 41
 HIST_BINS, HIST_RANGE = 40, (-7., 7.)
 
 def append_stats(hook, mod, inp, outp):
@@ -78,7 +78,7 @@ def append_stats(hook, mod, inp, outp):
     stds.append(acts.std().item())
     hists.append(acts.histc(HIST_BINS, *HIST_RANGE))
 
-# nbs/06_cnn_hooks_init.ipynb, cell 29
+# nbs/06_cnn_hooks_init.ipynb, cell 44
 def is_relu(m):
     "Is `m` a ReLU-like activation module (`nn.ReLU`, `nn.LeakyReLU`, `GeneralRelu`, ...)?"
     return 'relu' in type(m).__name__.lower()
@@ -129,7 +129,7 @@ class ActivationStats(Callback):
         if title: fig.suptitle(title, y=1.05)
         plt.show()
 
-# nbs/06_cnn_hooks_init.ipynb, cell 36
+# nbs/06_cnn_hooks_init.ipynb, cell 54
 class GeneralRelu(nn.Module):
     "Leaky ReLU (if `leak`), shifted down by `sub`, capped at `maxv`."
     def __init__(self, leak=None, sub=None, maxv=None):
@@ -141,7 +141,7 @@ class GeneralRelu(nn.Module):
         if self.maxv is not None: x = x.clamp_max(self.maxv)
         return x
 
-# nbs/06_cnn_hooks_init.ipynb, cell 39
+# nbs/06_cnn_hooks_init.ipynb, cell 57
 def init_cnn(model, leak=0.):
     "Kaiming-normal weights (for a leaky ReLU of slope `leak`) and zero biases for every conv/linear."
     for m in model.modules():

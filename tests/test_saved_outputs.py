@@ -130,3 +130,17 @@ def test_digest_follows_every_import_spelling(course):
             module.write_text(text + '# changed\n')
             assert (rn.code_digest(nb, course) != before) == (name in modules), (source, name)
             module.write_text(text)
+
+
+def test_digest_ignores_the_exporters_cell_numbers_but_not_the_code(course):
+    "Inserting a cell in notebook 01 renumbers the `# nbs/..., cell N` lines of exp/nb_01.py; later notebooks stay fresh."
+    module = course / 'exp/nb_01.py'
+    module.write_text('# nbs/01_matmul.ipynb, cell 5\ndef f(x): return 2 * x\n\n# nbs/01_matmul.ipynb, cell 9\nA = 1\n')
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('from exp.nb_01 import *\nf(A)')])
+    before = rn.code_digest(nb, course)
+    module.write_text(module.read_text().replace('cell 5', 'cell 17').replace('cell 9', 'cell 24'))
+    assert rn.code_digest(nb, course) == before
+    for changed in ['def f(x): return 3 * x', '# nbs/01_matmul.ipynb, cell 5 (edited)', '# a comment of the lesson']:
+        module.write_text(module.read_text().replace('def f(x): return 2 * x', changed))
+        assert rn.code_digest(nb, course) != before, changed
+        module.write_text(module.read_text().replace(changed, 'def f(x): return 2 * x'))
