@@ -34,3 +34,9 @@ def course(tmp_path):
     "An empty course tree: tmp/nbs and tmp/exp."
     (tmp_path / 'nbs').mkdir(); (tmp_path / 'exp').mkdir()
     return tmp_path
+
+
+def correct(result):
+    "An exercise check's result, asserted 'correct' (its message shown if not)."
+    assert result.state == 'correct', str(result)
+    return result

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import correct
 from exercises import run_check
 from exercises.nb_02c import log_softmax, student
 from test_exercises import SOLUTIONS, failing, mutated, solved
@@ -15,9 +16,6 @@ A, B, C = '02a_why_sqrt5', '02b_initializing', '02c_numpy_from_scratch'
 NUMPY_NAMES = dict(np=np, log_softmax=log_softmax)   # what 02c's solutions use from its notebook
 
 
-def correct(result):
-    assert result.state == 'correct', str(result)
-    return result
 
 
 def solved_c(*ids):
