@@ -53,7 +53,7 @@ class Callback:
     order = 0
     learn = None
 
-# nbs/04_callbacks.ipynb, cell 11
+# nbs/04_callbacks.ipynb, cell 23
 class Learner:
     "Trains `model` on `dls`; callbacks hook into every stage of the loop."
     _cancels = {'fit': CancelFitException, 'epoch': CancelEpochException, 'batch': CancelBatchException}
@@ -143,7 +143,7 @@ class Learner:
             self.remove_cbs(cbs)
         return self
 
-# nbs/04_callbacks.ipynb, cell 28
+# nbs/04_callbacks.ipynb, cell 27
 class RunningMean:
     "A mean of values, each weighted by the number of items it summarises."
     def __init__(self): self.total, self.count = 0., 0
@@ -190,7 +190,7 @@ class MetricsCB(Callback):
 
     def latest(self, key): return self.log[-1][key] if self.log else None
 
-# nbs/04_callbacks.ipynb, cell 33
+# nbs/04_callbacks.ipynb, cell 32
 class ProgressCB(Callback):
     "Progress bars over epochs and batches, the metrics table, and a live loss plot."
     order = MetricsCB.order + 1   # after MetricsCB, whose rows it displays
@@ -230,7 +230,7 @@ class ProgressCB(Callback):
         if self.metrics is not None: self.metrics.write = self.metrics.print_row
         if hasattr(self.mbar, 'graph_fig'): plt.close(self.mbar.graph_fig)   # shown once, not twice
 
-# nbs/04_callbacks.ipynb, cell 35
+# nbs/04_callbacks.ipynb, cell 34
 class Recorder(Callback):
     "Per training batch: the loss and the hyper-parameters `pnames` of the first param group."
     order = MetricsCB.order + 1
@@ -271,7 +271,7 @@ class Recorder(Callback):
             ax.set_title(name); ax.set_xlabel('epoch'); ax.legend()
         fig.tight_layout()
 
-# nbs/04_callbacks.ipynb, cell 43
+# nbs/04_callbacks.ipynb, cell 42
 def eval_accuracy(model, dl):
     "Accuracy of `model`, in eval mode and without gradients, over every batch of `dl`."
     model.eval()
@@ -279,7 +279,7 @@ def eval_accuracy(model, dl):
         correct = sum((model(xb).argmax(1) == yb).sum().item() for xb, yb in dl)
     return correct / sum(len(yb) for _, yb in dl)
 
-# nbs/04_callbacks.ipynb, cell 47
+# nbs/04_callbacks.ipynb, cell 46
 def hand_loop(model, dls, lr, n_epochs=1):
     "The loop a `Learner` replaces, written out: SGD on `dls.train`, then a validation pass, per epoch."
     opt = torch.optim.SGD(model.parameters(), lr)
