@@ -2,7 +2,7 @@
 
 # nbs/17_distributed.ipynb, cell 2
 from exp.nb_09 import *  # noqa: F403 (a deliberate re-export: one import in a notebook brings the stack below)
-import copy, datetime, fcntl, json, math, os, signal, statistics, subprocess, sys, tempfile, time, uuid
+import copy, datetime, fcntl, gc, json, math, os, signal, statistics, subprocess, sys, tempfile, time, uuid
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
@@ -197,7 +197,11 @@ class DistributedCB(Callback):
     def __exit__(self, exc_type, exc, tb):
         if isinstance(exc, Exception) and self.owns_group and self.world_size > 1 and self.failed_after_a_peer():
             time.sleep(min(self.timeout, 30.))   # a consequence of a peer's error: torchrun, which saw that one, stops us
-        if self.owns_group and dist.is_initialized(): dist.destroy_process_group()
+        if self.owns_group and dist.is_initialized():
+            # DDP wrappers hold the group: freed later, at interpreter exit, gloo's threads can abort the process
+            self.ddp = self.replica = None
+            gc.collect()   # and those of learners now unreachable (a learner and its callbacks form a cycle)
+            dist.destroy_process_group()
         self.owns_group = False
         return False   # an error carries on up, after the teardown
 

@@ -4,13 +4,14 @@ checkpoints that resume in one process, a failing rank ends the whole job, and t
 
 Every job runs under a timeout, is killed in a `finally`, and must leave no process behind. Run as a script (under
 torchrun), this file is also the workers' code: `python tests/test_distributed.py equivalence OUT`."""
-import inspect, os, re, signal, subprocess, sys, time, uuid
+import gc, inspect, os, re, signal, subprocess, sys, time, uuid
 from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 import exp.nb_17 as nb17
 from exp.nb_17 import (SEED, Callback, CheckpointCB, DataLoaders, Dataset, DistributedCB, Learner, get_mlp,
@@ -37,16 +38,24 @@ def fit(model, epochs, cbs):
     learn = Learner(model, synthetic_dls(), lr=LR, cbs=cbs, opt_func=partial(torch.optim.SGD, momentum=0.9))
     return learn.fit(epochs)
 
+def assert_no_ddp_left():
+    '''After the `with` block no DDP wrapper may be alive: one freed at interpreter exit, after the group it holds was
+    destroyed, once let gloo abort rank 1 in CI ("terminate called without an active exception").'''
+    alive = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
+    assert alive == 0, f"rank {os.environ['RANK']}: {alive} DistributedDataParallel wrapper(s) outlive the process group"
+
 def worker_equivalence(out, epochs=2):
     "Train on every rank without and with gradient accumulation; rank 0 saves both sets of parameters."
     with DistributedCB(timeout=60) as group:   # opens the process group; the learners' callbacks share it
         params = {acc: fit(mlp(), epochs, [DistributedCB(accumulate=acc)]).model.state_dict() for acc in (1, 2)}
         if group.is_main: torch.save(params, out)
+    assert_no_ddp_left()
 
 def worker_checkpoint(out_dir):
     "One epoch with a CheckpointCB on every rank, each rank given its own path: only rank 0's may appear."
     with DistributedCB(timeout=60) as dcb:
         fit(mlp(), 1, [dcb, CheckpointCB(Path(out_dir) / f"rank{os.environ['RANK']}" / 'ckpt.pt')])
+    assert_no_ddp_left()
 
 class FailOnRank1(Callback):
     def after_step(self):
