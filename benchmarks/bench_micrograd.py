@@ -11,13 +11,25 @@ The two engines start from the same weights, and the script checks that their lo
 agree. The process holds no torch (checked): the garbage collector walks every object a process
 holds, and torch's would slow micrograd down and flatter us.
 
-The steps take turns (`time_rounds` from exp/nb_00.py), once with this process's CPU time (the
-steadier measure on a shared machine, and the headline) and once with the wall clock; ratios are
-medians of per-round ratios. Each step pays for freeing its own graph, and leaves no garbage for
-the next one's clock: ours is freed by reference counting as soon as the step's loss is dropped,
-inside the timed call; micrograd's graph
-is all reference cycles, which only the collector frees, so with the collector on (Python's
-default) its timed step ends with `gc.collect()`. With the collector off, micrograd's
+Why the collector matters. CPython frees most objects by reference counting; objects caught in
+reference cycles only its cyclic garbage collector can free. The collector runs after every few
+hundred new container objects (tracked allocations minus deallocations), and now and then walks
+*all* of them: the whole graph built so far and everything else the process holds. A micrograd node
+is several such objects (the `Value`, the set of children, the `_backward` closure and the cells it
+captures), and every node is in a cycle (`out._backward` refers to `out`), so a step's graph stays
+until the collector frees it. A node of the course engine is one object with `__slots__` (its
+children and their local derivatives in slots), and nothing refers back up the graph, so reference
+counting frees a step's graph as soon as its loss is dropped; the collector still walks the graph
+while it grows. That is why this process must not hold torch: its objects would make every full
+collection slower, micrograd's far more than ours.
+
+The clock. The steps take turns (`time_rounds` from exp/nb_00.py: round after round, in a rotating
+order), once with this process's CPU time (the steadier measure on a shared machine, and the
+headline) and once with the wall clock; ratios are medians of per-round ratios (`median_ratio`).
+Each step pays for freeing its own graph, and leaves no garbage for the next one's clock: ours is
+freed by reference counting as soon as the step's loss is dropped, inside the timed call;
+micrograd's graph is all reference cycles, which only the collector frees, so with the collector on
+(Python's default) its timed step ends with `gc.collect()`. With the collector off, micrograd's
 garbage piles up until the rounds are done.
 
 After the table, one line per goal of the course engine on the same arithmetic (CPU time): at least

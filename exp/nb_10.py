@@ -7,43 +7,140 @@ __all__ = ['Value', 'topo_sort', 'draw_graph', 'split_inputs', 'dot_split', 'dot
            'ScalarModule', 'ScalarNeuron', 'ScalarLayer', 'ScalarMLP', 'make_moons', 'demo_loss', 'demo_step',
            'train_moons', 'unfused_forward', 'unfused_step', 'micrograd_step', 'copy_weights']
 
-# nbs/10_micrograd.ipynb, cell 14
+# nbs/10_micrograd.ipynb, cell 13
+def _layers(root):
+    "Every node below `root` (children first) and its column: a result one after its deepest result-child, a leaf before its first use."
+    depth = {}
+    def place(v):      # recursive, which is fine here: a graph worth drawing is a few dozen nodes deep, not hundreds
+        if v in depth: return
+        for c in v._prev: place(c)
+        depth[v] = 1 + max((depth[c] for c in v._prev if c._prev), default=0) if v._prev else None
+    place(root)
+    first_use = {}
+    for v, d in depth.items():
+        for c in v._prev:
+            if not c._prev: first_use[c] = min(first_use.get(c, d), d)
+    for v in depth:
+        if not v._prev: depth[v] = first_use.get(v, 1) - 1
+    return list(depth), depth
+
+def _label(v):
+    name = getattr(v, 'label', '')
+    return (f'{name}\n' if name else '') + f'data {v.data:.4f}\ngrad {v.grad:.4f}'
+
+def draw_graph(root, figsize=(10, 4), fontsize=8):
+    "Draw the expression graph below `root`: a box per node (label, data, grad), a circle per op."
+    import matplotlib.pyplot as plt   # here, not at the top: the engine itself must not need matplotlib
+    order, depth = _layers(root)
+    columns = {}
+    for v in order: columns.setdefault(2*depth[v], []).append(('value', v))
+    for v in order:
+        if v._prev: columns.setdefault(2*depth[v] - 1, []).append(('op', v))
+    height = max(len(c) for c in columns.values())
+    fig, ax = plt.subplots(figsize=figsize)
+    artists = {}
+    for col, items in columns.items():
+        for row, (kind, v) in enumerate(items):
+            y = (height - 1) / 2 - row + (len(items) - 1) / 2 - (height - 1) / 2
+            if kind == 'value':
+                style = dict(boxstyle='round,pad=0.3', fc='#dbe9f6' if v._prev else '#fde7c8', ec='0.3')
+                artists[('value', v)] = ax.text(col, y, _label(v), ha='center', va='center', fontsize=fontsize, bbox=style)
+            else:
+                style = dict(boxstyle='circle,pad=0.3', fc='white', ec='0.3')
+                artists[('op', v)] = ax.text(col, y, v._op, ha='center', va='center', fontsize=fontsize, bbox=style)
+    arrow = dict(arrowstyle='->', color='0.4', shrinkA=2, shrinkB=2)
+    for v in order:
+        if not v._prev: continue
+        op = artists[('op', v)]
+        ax.annotate('', xy=(0, 0.5), xycoords=artists[('value', v)], xytext=(1, 0.5), textcoords=op, arrowprops=arrow)
+        for c in set(v._prev):
+            ax.annotate('', xy=(0, 0.5), xycoords=op, xytext=(1, 0.5), textcoords=artists[('value', c)], arrowprops=arrow)
+    ax.set_xlim(-0.8, max(columns) + 0.8); ax.set_ylim(-height / 2 - 0.2, height / 2 + 0.2)
+    ax.axis('off')
+    return fig
+
+# nbs/10_micrograd.ipynb, cell 51
 _data_of = operator.attrgetter('_data')   # a Value's number, read by C code (see `.data` below)
+_new = object.__new__                     # a node without a call to __init__: the ops a network is made of fill in its slots
 
 class Value:
     "A scalar that remembers how it was computed, so that `backward()` can fill in `.grad`."
-    # `label` is optional (for drawings) and is only set when given, so it costs nothing otherwise.
-    __slots__ = ('_data', 'grad', '_prev', '_local', '_op', 'label')
+    # One object per node. Its children and their slopes d(node)/d(child) sit in slots:
+    #   a leaf:           _a is None
+    #   one child:        _a, and its slope _da; _b is None
+    #   two children:     _a, _b, and their slopes _da, _db
+    #   more (dot, vsum): _b is the tuple of children, _a the same tuple, _da the tuple of slopes
+    # `label` is optional (for drawings) and only set when given.
+    __slots__ = ('_data', 'grad', '_a', '_b', '_da', '_db', '_op', 'label')
 
     def __init__(self, data, _children=(), _op='', _local=(), label=None):
         if type(data) is not float: data = _as_float(data)
-        self._data, self.grad = data, 0.0
-        self._prev, self._local, self._op = _children, _local, _op
+        self._data, self.grad, self._op = data, 0.0, _op
+        n = len(_children)
+        if n == 0: self._a = self._b = None
+        elif n == 1: (self._a,), (self._da,), self._b = _children, _local, None
+        elif n == 2: (self._a, self._b), (self._da, self._db) = _children, _local
+        else: self._a = self._b = tuple(_children); self._da = tuple(_local)
         if label is not None: self.label = label
 
+    @property
+    def _prev(self):
+        "The children as a tuple, for drawings and `topo_sort` (backward reads the slots)."
+        a, b = self._a, self._b
+        if a is None: return ()
+        if b is None: return (a,)
+        return a if type(a) is tuple else (a, b)
+
+    @property
+    def _local(self):
+        "The slopes d(self)/d(child), in the order of `_prev`."
+        a, b = self._a, self._b
+        if a is None: return ()
+        if b is None: return (self._da,)
+        return self._da if type(a) is tuple else (self._da, self._db)
+
     # `.data` is always a float: `w.data = 3` stores 3.0 (the ops compute in floats, `dot` below insists on them), and a
-    # non-number is refused at once. The number lives in the slot `_data`; the ops read that slot directly, as a read
-    # through the property, cheap as it is (its getter is C code), costs a few percent of a training step.
+    # non-number is refused at once. The number lives in the slot `_data`, which the ops read directly.
     def _set_data(self, x): self._data = x if type(x) is float else _as_float(x, 'Value.data = x')
     data = property(_data_of, _set_data)
 
     def __repr__(self): return f"Value(data={self.data}, grad={self.grad})"
 
-    # A constant operand is tested with `type(x) in _PLAIN` (float or int) before the general
-    # `isinstance(x, numbers.Real)`: that abstract-class check is several times slower.
+    # +, * and relu make almost every node of a network: they fill in the new node's slots themselves. A constant
+    # operand is tested with `type(x) in _PLAIN` (float or int) before the slower `isinstance(x, numbers.Real)`.
     def __add__(self, other):
-        if type(other) is Value: return Value(self._data + other._data, (self, other), '+', (1.0, 1.0))
+        out = _new(Value)
+        if type(other) is Value:
+            out._data = self._data + other._data
+            out.grad = 0.0; out._a = self; out._b = other; out._da = out._db = 1.0; out._op = '+'
+            return out
         if type(other) in _PLAIN or isinstance(other, numbers.Real):
-            return Value(self._data + other, (self,), '+', (1.0,))
+            out._data = self._data + other
+            out.grad = 0.0; out._a = self; out._b = None; out._da = 1.0; out._op = '+'
+            return out
         return NotImplemented
     __radd__ = __add__
 
     def __mul__(self, other):
-        if type(other) is Value: return Value(self._data * other._data, (self, other), '*', (other._data, self._data))
+        out = _new(Value)
+        if type(other) is Value:
+            out._data = self._data * other._data
+            out.grad = 0.0; out._a = self; out._b = other; out._da = other._data; out._db = self._data; out._op = '*'
+            return out
         if type(other) in _PLAIN or isinstance(other, numbers.Real):
-            return Value(self._data * other, (self,), '*', (float(other),))
+            out._data = self._data * other
+            out.grad = 0.0; out._a = self; out._b = None; out._da = float(other); out._op = '*'
+            return out
         return NotImplemented
     __rmul__ = __mul__
+
+    def relu(self):
+        x, out = self._data, _new(Value)
+        # `x <= 0`, not `not x > 0`: a NaN is neither, so it passes through, value and gradient, as in torch
+        if x <= 0: out._data = 0.0; out._da = 0.0
+        else: out._data = x; out._da = 1.0
+        out.grad = 0.0; out._a = self; out._b = None; out._op = 'ReLU'
+        return out
 
     def __sub__(self, other):
         if type(other) is Value: return Value(self._data - other._data, (self, other), '-', (1.0, -1.0))
@@ -110,12 +207,6 @@ class Value:
         else: e = math.exp(x); s = e / (1.0 + e)
         return Value(s, (self,), 'sigmoid', (s * (1.0 - s),))
 
-    def relu(self):
-        x = self._data
-        # `x <= 0`, not `not x > 0`: a NaN is neither, so it passes through, value and gradient, as in torch
-        if x <= 0: return Value(0.0, (self,), 'ReLU', (0.0,))
-        return Value(x, (self,), 'ReLU', (1.0,))
-
 _PLAIN = (float, int)
 
 def _as_float(x, who='Value(data)'):
@@ -134,7 +225,7 @@ def _power(x, n):
     if out is None: out = -math.inf if x < 0 and n % 2 == 1 else math.inf   # negative only for an odd power of x < 0
     return out
 
-# nbs/10_micrograd.ipynb, cell 16
+# nbs/10_micrograd.ipynb, cell 53
 def topo_sort(root, leaves=True):
     "Every node below `root`, children before parents (iterative depth-first search). Works on any graph with `_prev`."
     if not root._prev: return [root]
@@ -152,79 +243,47 @@ def topo_sort(root, leaves=True):
             order.append(node)
     return order
 
-# nbs/10_micrograd.ipynb, cell 18
+# nbs/10_micrograd.ipynb, cell 56
+def _interior_order(root):
+    "The nodes below `root` that have children, each after all of its children (depth-first, with its own stack)."
+    # A node reached is marked by its `grad` slot holding `mark` (backward resets it next): no set to hash into.
+    mark = float('nan')             # a new object on every call: a mark left by an interrupted call is not this one
+    root.grad = mark
+    order, stack = [], [root]
+    push, pop, emit = stack.append, stack.pop, order.append
+    while stack:
+        v = stack[-1]
+        a, b = v._a, v._b
+        if type(b) is tuple:        # many children: go down into the first one not reached yet
+            for c in b:
+                if c.grad is not mark and c._a is not None: c.grad = mark; push(c); break
+            else: pop(); emit(v)
+        elif a.grad is not mark and a._a is not None: a.grad = mark; push(a)
+        elif b is not None and b.grad is not mark and b._a is not None: b.grad = mark; push(b)
+        else: pop(); emit(v)        # every child is done: the node itself comes next
+    return order
+
 def _backward_pass(self):
     "Fill in d(self)/d(node) on every node below `self`; leaf gradients accumulate."
-    if not self._prev:              # a lone leaf: accumulate, as every leaf does
+    if self._a is None:             # a lone leaf: accumulate, as every leaf does
         self.grad += 1.0
         return
-    order = topo_sort(self, leaves=False)
+    order = _interior_order(self)
     for v in order: v.grad = 0.0
     self.grad = 1.0
     for v in reversed(order):
-        g = v.grad
-        # every edge, even when g is 0: 0 times an infinite slope is NaN, as in PyTorch, not a silent 0
-        children = v._prev
-        if len(children) == 2:      # most nodes are binary ops: unpacking them beats a zip per node by a fifth
-            a, b = children
-            da, db = v._local
-            a.grad += da * g
-            b.grad += db * g
+        # every edge, even when the gradient is 0: 0 times an infinite slope is NaN, as in PyTorch, not a silent 0
+        g, b = v.grad, v._b
+        if b is None: v._a.grad += v._da * g
+        elif type(b) is tuple:
+            for child, d in zip(b, v._da): child.grad += d * g
         else:
-            for child, d in zip(children, v._local): child.grad += d * g
+            v._a.grad += v._da * g
+            b.grad += v._db * g
 
 Value.backward = _backward_pass
 
-# nbs/10_micrograd.ipynb, cell 34
-def _layers(root):
-    "Column of every node: interior nodes one after their deepest interior child, leaves just before their first use."
-    order = topo_sort(root)
-    depth, first_use = {}, {}
-    for v in order:
-        if not v._prev: continue
-        depth[v] = 1 + max((depth[c] for c in v._prev if c._prev), default=0)
-        for c in v._prev:
-            if not c._prev: first_use[c] = min(first_use.get(c, depth[v]), depth[v])
-    for v in order:
-        if not v._prev: depth[v] = first_use.get(v, 1) - 1
-    return order, depth
-
-def _label(v):
-    name = getattr(v, 'label', '')
-    return (f'{name}\n' if name else '') + f'data {v.data:.4f}\ngrad {v.grad:.4f}'
-
-def draw_graph(root, figsize=(10, 4), fontsize=8):
-    "Draw the expression graph below `root`: a box per Value (label, data, grad), a circle per op."
-    import matplotlib.pyplot as plt   # here, not at the top: the engine itself must not need matplotlib
-    order, depth = _layers(root)
-    columns = {}
-    for v in order: columns.setdefault(2*depth[v], []).append(('value', v))
-    for v in order:
-        if v._prev: columns.setdefault(2*depth[v] - 1, []).append(('op', v))
-    height = max(len(c) for c in columns.values())
-    fig, ax = plt.subplots(figsize=figsize)
-    artists = {}
-    for col, items in columns.items():
-        for row, (kind, v) in enumerate(items):
-            y = (height - 1) / 2 - row + (len(items) - 1) / 2 - (height - 1) / 2
-            if kind == 'value':
-                style = dict(boxstyle='round,pad=0.3', fc='#dbe9f6' if v._prev else '#fde7c8', ec='0.3')
-                artists[('value', v)] = ax.text(col, y, _label(v), ha='center', va='center', fontsize=fontsize, bbox=style)
-            else:
-                style = dict(boxstyle='circle,pad=0.3', fc='white', ec='0.3')
-                artists[('op', v)] = ax.text(col, y, v._op, ha='center', va='center', fontsize=fontsize, bbox=style)
-    arrow = dict(arrowstyle='->', color='0.4', shrinkA=2, shrinkB=2)
-    for v in order:
-        if not v._prev: continue
-        op = artists[('op', v)]
-        ax.annotate('', xy=(0, 0.5), xycoords=artists[('value', v)], xytext=(1, 0.5), textcoords=op, arrowprops=arrow)
-        for c in set(v._prev):
-            ax.annotate('', xy=(0, 0.5), xycoords=op, xytext=(1, 0.5), textcoords=artists[('value', c)], arrowprops=arrow)
-    ax.set_xlim(-0.8, max(columns) + 0.8); ax.set_ylim(-height / 2 - 0.2, height / 2 + 0.2)
-    ax.axis('off')
-    return fig
-
-# nbs/10_micrograd.ipynb, cell 39
+# nbs/10_micrograd.ipynb, cell 65
 def split_inputs(xs):
     "(data of every input, the inputs that are Values, mask of which ones are, or None if all or none are)."
     if type(xs) is Value or isinstance(xs, numbers.Real): xs = [xs]   # a layer of one neuron hands on a lone Value
@@ -258,7 +317,7 @@ def vsum(values):
     const = sum(_as_float(v) for v in values if type(v) is not Value)
     return Value(sum(map(_data_of, vs)) + const, vs, 'sum', (1.0,) * len(vs))
 
-# nbs/10_micrograd.ipynb, cell 43
+# nbs/10_micrograd.ipynb, cell 69
 class ScalarModule:
     "Something with parameters: `parameters()` lists them, `zero_grad()` resets their gradients."
     def zero_grad(self):
@@ -296,7 +355,7 @@ class ScalarMLP(ScalarModule):
     def parameters(self): return [p for layer in self.layers for p in layer.parameters()]
     def __repr__(self): return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
 
-# nbs/10_micrograd.ipynb, cell 52
+# nbs/10_micrograd.ipynb, cell 78
 def make_moons(n=100, noise=0.1, seed=0):
     "Two interleaved half-circles: (points as [x, y] lists of floats, labels -1.0 / +1.0)."
     rng = random.Random(seed)
@@ -308,7 +367,7 @@ def make_moons(n=100, noise=0.1, seed=0):
     xs = [[px + rng.gauss(0, noise), py + rng.gauss(0, noise)] for (px, py), _ in points]
     return xs, [label for _, label in points]
 
-# nbs/10_micrograd.ipynb, cell 55
+# nbs/10_micrograd.ipynb, cell 81
 def demo_loss(model, xs, ys, alpha=1e-4):
     "Max-margin loss + alpha * L2 over the whole batch; returns (loss Value, accuracy)."
     scores = [model(x) for x in xs]
@@ -336,7 +395,7 @@ def train_moons(model, xs, ys, steps=100, report_every=None):
             print(f'step {k:3d}  loss {loss.data:.4f}  accuracy {acc:.0%}')
     return history
 
-# nbs/10_micrograd.ipynb, cell 63
+# nbs/10_micrograd.ipynb, cell 107
 def micrograd_step(model, xs, ys):
     "The demo step as micrograd's demo notebook writes it (`model` is micrograd's MLP): inputs wrapped in Values."
     from micrograd.engine import Value as MicrogradValue   # an optional test extra, so imported on use

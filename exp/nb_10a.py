@@ -26,7 +26,7 @@ def no_grad():
     try: yield
     finally: _grad_enabled = previous
 
-# nbs/10a_tensor_autograd.ipynb, cell 8
+# nbs/10a_tensor_autograd.ipynb, cell 7
 class Tensor:
     "A torch tensor (`.data`) with a gradient (`.grad`) computed by this notebook's engine."
     __slots__ = ('data', 'grad', 'requires_grad', '_ctx')
@@ -85,7 +85,7 @@ class Tensor:
                 raise ValueError(f"backward: grad has shape {tuple(grad.shape)}, the output {tuple(self.shape)}")
         backprop(self, grad)
 
-# nbs/10a_tensor_autograd.ipynb, cell 13
+# nbs/10a_tensor_autograd.ipynb, cell 12
 class Function:
     "A differentiable op. Subclasses define `forward(ctx, *inputs, **options)` and `backward(ctx, grad)`."
     def save_for_backward(self, *tensors): self.saved = tensors
@@ -107,7 +107,7 @@ class Function:
     def forward(self, *inputs, **options): raise NotImplementedError(f"{type(self).__name__}.forward")
     def backward(self, grad): raise NotImplementedError(f"{type(self).__name__}.backward")
 
-# nbs/10a_tensor_autograd.ipynb, cell 15
+# nbs/10a_tensor_autograd.ipynb, cell 18
 def tensor_topo_sort(root):
     "The tensors `root` depends on (through inputs that need grad), every one after all of its inputs."
     order, visited, stack = [], set(), [(root, False)]
@@ -122,7 +122,7 @@ def tensor_topo_sort(root):
             stack.extend((x, False) for x, need in zip(ctx.inputs, ctx.needs_input_grad) if need and x not in visited)
     return order
 
-# nbs/10a_tensor_autograd.ipynb, cell 17
+# nbs/10a_tensor_autograd.ipynb, cell 20
 def _check_grad(ctx, x, g):
     if not isinstance(g, torch.Tensor) or g.shape != x.data.shape:
         got = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
@@ -151,7 +151,7 @@ def backprop(root, grad):
             gx = _check_grad(ctx, x, gx)
             grads[x] = grads[x] + gx if x in grads else gx
 
-# nbs/10a_tensor_autograd.ipynb, cell 19
+# nbs/10a_tensor_autograd.ipynb, cell 24
 def unbroadcast(grad, shape):
     "Sum `grad` over the dimensions along which a tensor of `shape` was broadcast, giving `shape`."
     if grad.shape == shape: return grad
@@ -163,7 +163,7 @@ def unbroadcast(grad, shape):
         raise ValueError(f"unbroadcast: a gradient of shape {tuple(grad.shape)} cannot come from shape {tuple(shape)}")
     return out.reshape(shape)
 
-# nbs/10a_tensor_autograd.ipynb, cell 22
+# nbs/10a_tensor_autograd.ipynb, cell 27
 class Add(Function):
     def forward(ctx, a, b): return a + b
     def backward(ctx, grad): return ctx.reduce_to_inputs(grad, grad)
@@ -195,7 +195,7 @@ class Neg(Function):
     def forward(ctx, a): return -a
     def backward(ctx, grad): return (-grad,)
 
-# nbs/10a_tensor_autograd.ipynb, cell 24
+# nbs/10a_tensor_autograd.ipynb, cell 29
 def _is_operand(x): return isinstance(x, (Tensor, torch.Tensor, int, float, numbers.Number))   # in order of speed
 
 def _binary(fn, reflected=False):
@@ -210,7 +210,7 @@ for _name, _fn in [('add', Add), ('sub', Sub), ('mul', Mul), ('truediv', Div)]:
     setattr(Tensor, f'__r{_name}__', _binary(_fn, reflected=True))
 Tensor.__neg__ = lambda self: Neg.apply(self)
 
-# nbs/10a_tensor_autograd.ipynb, cell 34
+# nbs/10a_tensor_autograd.ipynb, cell 41
 def _float64_leaves(inputs, make):
     "Float inputs become float64 leaves that require grad (via `make`); integer inputs (indices) pass through."
     out = []
@@ -267,7 +267,7 @@ def compare_with_torch(f, *inputs, torch_f=None, atol=1e-6, rtol=1e-6, seed=0):
                       t.grad if t.grad is not None else torch.zeros_like(t), rtol=rtol, atol=atol)
     return True
 
-# nbs/10a_tensor_autograd.ipynb, cell 40
+# nbs/10a_tensor_autograd.ipynb, cell 47
 class Pow(Function):
     def forward(ctx, a, exponent):
         ctx.save_for_backward(a); ctx.exponent = exponent
@@ -319,7 +319,7 @@ Tensor.exp  = lambda self: Exp.apply(self)
 Tensor.log  = lambda self: Log.apply(self)
 Tensor.relu = lambda self: ReLU.apply(self)
 
-# nbs/10a_tensor_autograd.ipynb, cell 43
+# nbs/10a_tensor_autograd.ipynb, cell 50
 class MatMul(Function):
     def forward(ctx, a, b):
         if a.ndim == 0 or b.ndim == 0:
@@ -344,7 +344,7 @@ def _matmul(self, other): return MatMul.apply(self, other) if isinstance(other, 
 def _rmatmul(self, other): return MatMul.apply(other, self) if isinstance(other, torch.Tensor) else NotImplemented
 Tensor.__matmul__, Tensor.__rmatmul__ = _matmul, _rmatmul
 
-# nbs/10a_tensor_autograd.ipynb, cell 46
+# nbs/10a_tensor_autograd.ipynb, cell 53
 def _reduction_shapes(ctx, a, dim):
     "Save `a`'s shape and the kept-dims output shape on ctx; return the dims reduced, as a tuple."
     dims = tuple(range(a.ndim)) if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
@@ -369,7 +369,7 @@ class Mean(Function):
 Tensor.sum  = lambda self, dim=None, keepdim=False: Sum.apply(self, dim=dim, keepdim=keepdim)
 Tensor.mean = lambda self, dim=None, keepdim=False: Mean.apply(self, dim=dim, keepdim=keepdim)
 
-# nbs/10a_tensor_autograd.ipynb, cell 49
+# nbs/10a_tensor_autograd.ipynb, cell 56
 class Reshape(Function):
     def forward(ctx, a, shape):
         ctx.shape = a.shape
@@ -393,7 +393,7 @@ Tensor.reshape = Tensor.view = _reshape
 Tensor.transpose = lambda self, dim0, dim1: Transpose.apply(self, dim0, dim1)
 Tensor.T = property(_T)
 
-# nbs/10a_tensor_autograd.ipynb, cell 52
+# nbs/10a_tensor_autograd.ipynb, cell 59
 _BASIC = (int, slice, type(None), type(Ellipsis))   # index parts that never pick an element twice
 
 def _torch_index(index):
@@ -421,7 +421,7 @@ class GetItem(Function):
 
 Tensor.__getitem__ = lambda self, index: GetItem.apply(self, index)
 
-# nbs/10a_tensor_autograd.ipynb, cell 57
+# nbs/10a_tensor_autograd.ipynb, cell 64
 class LogSumExp(Function):
     def forward(ctx, a, dim, keepdim=False):
         shift = a.amax(dim, keepdim=True).nan_to_num_(0., 0., 0.)   # a row of infinities is shifted by 0
@@ -446,7 +446,7 @@ def _log_softmax(x, dim=-1):
 
 Tensor.log_softmax = _log_softmax
 
-# nbs/10a_tensor_autograd.ipynb, cell 60
+# nbs/10a_tensor_autograd.ipynb, cell 67
 def check_class_targets(logits, target, who='tensor_cross_entropy'):
     "`target` as a torch tensor, checked to be (N,) integer classes in range for (N, C) `logits`; else an error naming `who`."
     target = target.data if isinstance(target, Tensor) else torch.as_tensor(target)
@@ -472,7 +472,7 @@ def tensor_cross_entropy(logits, target):
     log_probs = _log_softmax(logits, -1)
     return -log_probs[torch.arange(len(target)), target].mean()
 
-# nbs/10a_tensor_autograd.ipynb, cell 69
+# nbs/10a_tensor_autograd.ipynb, cell 76
 def init_mlp(seed=SEED, n_in=784, n_hidden=50, n_out=10):
     "Notebook 03's MLP as four torch tensors: Kaiming-scaled weights for the ReLU layer, 1/sqrt(fan-in) after it."
     g = torch.Generator().manual_seed(seed)

@@ -290,3 +290,40 @@ def test_lm_dls_never_hands_batchnorm_a_batch_of_one():
     assert sum(len(yb) for _, yb in dls.valid) == 9                    # validation keeps every example
     model = hierarchical_lm(27, norm=BatchNorm1d, n_embd=4, n_hidden=8)
     for xb, _ in dls.train: model(xb)                                  # would raise on a batch of one
+
+
+# ---- 15's convolution view: the tree slid along a sequence is a stack of dilated causal convolutions
+
+def tree_as_convolutions(tree, padded, n_levels, left_half_first=True):
+    "The logits at every position of `padded` tokens: dilated kernel-2 convolutions (1, 2, 4, ...) built from the tree's weights."
+    h = tree[0](padded).transpose(1, 2)                                   # (N, C, L)
+    for k in range(n_levels):
+        W = tree[2 + 4 * k].weight                                        # (2C, out): the left vector's rows first
+        c = W.shape[0] // 2
+        taps = [W[:c].T, W[c:].T] if left_half_first else [W[c:].T, W[:c].T]
+        h = F.conv1d(h, torch.stack(taps, dim=-1), dilation=2 ** k)
+        h = tree[4 + 4 * k](tree[3 + 4 * k](h.transpose(1, 2))).transpose(1, 2)
+    return tree[-1](h.transpose(1, 2))
+
+
+@pytest.mark.parametrize('n_levels', [1, 2, 3, 4])
+def test_the_tree_at_every_window_equals_dilated_causal_convolutions_over_the_padded_sequence(n_levels):
+    torch.manual_seed(n_levels)
+    tree = hierarchical_lm(27, norm=BatchNorm1d, n_embd=5, n_hidden=7, n_levels=n_levels).double()
+    with torch.no_grad():                                                 # trained-looking BatchNorm statistics
+        for m in tree.modules():
+            if isinstance(m, BatchNorm1d):
+                m.running_mean.normal_(); m.running_var.uniform_(0.5, 2.); m.weight.uniform_(0.5, 1.5); m.bias.normal_()
+    tree.eval()
+    block = 2 ** n_levels
+    tokens = torch.randint(1, 27, (3, 11))
+    padded = F.pad(tokens, (block - 1, 0), value=0)                      # '.' (token 0) on the left: block - 1 = 1 + 2 + ...
+    with torch.no_grad():
+        windows = padded.unfold(1, block, 1)                              # (3, 11, block): the window ending at each position
+        want = tree(windows.reshape(-1, block)).view(3, 11, 27)
+        check_near(tree_as_convolutions(tree, padded, n_levels), want, atol=1e-12)
+        swapped = tree_as_convolutions(tree, padded, n_levels, left_half_first=False)
+        assert not near(swapped, want, 0., 1e-3)                          # the taps in the other order are another model
+        other_padded = tree_as_convolutions(tree, F.pad(tokens, (block - 1, 0), value=5), n_levels)
+        assert not near(other_padded[:, 0], want[:, 0], 0., 1e-3)         # padding with another token changes the first positions
+        check_near(other_padded[:, block - 1:], want[:, block - 1:], atol=1e-12)   # ... and only those
