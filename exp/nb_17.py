@@ -2,8 +2,9 @@
 
 # nbs/17_distributed.ipynb, cell 2
 from exp.nb_09 import *  # noqa: F403 (a deliberate re-export: one import in a notebook brings the stack below)
-import copy, datetime, fcntl, gc, json, math, os, signal, statistics, subprocess, sys, tempfile, time, uuid
-from contextlib import ExitStack, contextmanager
+import copy, datetime, fcntl, gc, json, math, os, statistics, subprocess, sys, tempfile, time
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 import torch
@@ -13,12 +14,15 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from torch.nn.parallel import DistributedDataParallel
 import exp
 from exp.nb_00 import SEED, set_seed
+from exp.nb_00a import DataError
 from exp.nb_03 import BatchSampler, accuracy
 from exp.nb_04 import (Callback, CancelBatchException, CancelFitException, DataLoaders, Learner, MetricsCB,
                        eval_accuracy, get_mlp, get_mnist_dls)
-from exp.nb_06 import DeviceCB, get_image_dls
+from exp.nb_06 import DeviceCB, default_device, get_image_dls
 from exp.nb_09 import get_resnet
 from exp.nb_16 import InputError, command_line, save_checkpoint   # the strict command line; a checkpoint written whole or not at all
+from exp.nb_16 import (CONFIGS, GPT, CharTokenizer, check_long_enough, check_regular_file, count_params, get_batch,
+                       load_text, lr_schedule, make_optimizer, split_data)   # 16's GPT, its data and its training settings
 
 # nbs/17_distributed.ipynb, cell 12
 TORCHRUN_VARS = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
@@ -57,56 +61,42 @@ def ring_all_reduce(t):
     return t
 
 # nbs/17_distributed.ipynb, cell 21
-JOB_VAR = 'COURSE_JOB'   # set in a launched job's environment, which every process it starts inherits
-
-def job_pids(tag):
-    "Ids of the live processes whose environment contains `tag` (a 'NAME=value' entry); Linux's /proc."
-    found, entry = [], tag.encode()
-    for proc in Path('/proc').glob('[0-9]*'):
-        try:
-            if entry in (proc / 'environ').read_bytes().split(b'\0'): found.append(int(proc.name))
-        except OSError: pass   # gone already, or not ours to read
-    return found
-
-def stop_job(proc, tag, grace=10.):
-    "Ask the launcher `proc` to stop (SIGTERM, which torchrun passes on), then SIGKILL whatever of the job is left."
-    if proc.poll() is None:
-        proc.terminate()
-        try: proc.wait(grace)
-        except subprocess.TimeoutExpired: pass
-    for pid in job_pids(tag):
-        try: os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError: pass
-    proc.wait()
-
-def torchrun_command():
-    "torchrun, from the environment this Python runs in."
-    torchrun = Path(sys.executable).with_name('torchrun')
-    return [str(torchrun)] if torchrun.exists() else [sys.executable, '-m', 'torch.distributed.run']
+def torchrun_command(nproc):
+    "torchrun, from the Python this runs in, for `nproc` processes on this machine."
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}']
 
 def script_command(args, nproc=2):
-    "The command line that runs `python -m exp.nb_17 *args` under torchrun with `nproc` processes (None: plain python)."
-    if nproc is None: return [sys.executable, '-m', 'exp.nb_17', *map(str, args)]
-    return [*torchrun_command(), '--standalone', f'--nproc_per_node={nproc}', '-m', 'exp.nb_17', *map(str, args)]
+    "The command line of `python -m exp.nb_17 *args` under torchrun with `nproc` processes (None: plain python)."
+    return [*([sys.executable] if nproc is None else torchrun_command(nproc)), '-m', 'exp.nb_17', *map(str, args)]
 
-def run_script(*args, nproc=2, timeout=300, env=None, show=True):
-    "Run this notebook's script with `nproc` processes (None: plain python); print and return (exit code, output)."
-    tag = f'{JOB_VAR}={uuid.uuid4().hex}'
-    child_env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS}   # a plain run is world size 1
-    child_env |= (env or {}) | dict([tag.split('=')])
-    proc = subprocess.Popen(script_command(args, nproc), cwd=Path(exp.__file__).resolve().parent.parent, env=child_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        output = proc.communicate(timeout=timeout)[0]
+def stop(proc, grace=30.):
+    "SIGTERM to the launcher (torchrun passes it on to its workers and waits for them), SIGKILL if it lingers; its output."
+    proc.terminate()
+    try: return proc.communicate(timeout=grace)[0]
     except subprocess.TimeoutExpired:
-        stop_job(proc, tag)
-        raise TimeoutError(f"run_script{args}: killed after {timeout} s; its output:\n{proc.communicate()[0]}") from None
+        proc.kill()
+        return proc.communicate()[0]
+
+def job_env():
+    "This process's environment for a job: without torchrun's variables (the job is a world of its own), `exp` on the path."
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS}
+    root = str(Path(exp.__file__).resolve().parent.parent)   # exp.nb_17 is found from any folder
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (root, env.get('PYTHONPATH')) if p)
+    return env
+
+def run_script(*args, nproc=2, timeout=300, cwd=None, show=True):
+    "Run this notebook's script with `nproc` processes (None: plain python) in folder `cwd`; print and return (exit code, output)."
+    proc = subprocess.Popen(script_command(args, nproc), cwd=cwd, env=job_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try: output = proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"run_script{args}: stopped after {timeout} s; its output:\n{stop(proc)}") from None
     finally:
-        stop_job(proc, tag)
+        if proc.poll() is None: stop(proc)   # Ctrl-C in the notebook: the job goes too
     if show: print(output.rstrip())
     return proc.returncode, output
 
-# nbs/17_distributed.ipynb, cell 25
+# nbs/17_distributed.ipynb, cell 23
 def ring_inputs(rank, numel, dtype=torch.float64, seed=SEED):
     "Rank `rank`'s test tensor of `numel` elements: different on every rank, and any process can make anyone's."
     x = torch.randn(numel, generator=torch.Generator().manual_seed(seed * 1000 + rank), dtype=torch.float64)
@@ -142,7 +132,7 @@ def check_ring(sizes: str = '1,2,7,1000,100003',  # the tensor sizes to all-redu
     finally:
         dist.destroy_process_group()
 
-# nbs/17_distributed.ipynb, cell 32
+# nbs/17_distributed.ipynb, cell 30
 class ShardSampler:
     "Rank `rank`'s share (positions rank, rank + W, ...) of one order of `n` items that every rank draws alike."
     def __init__(self, n, rank=0, world_size=1, shuffle=True, seed=SEED, keep_multiple_of=1):
@@ -159,7 +149,7 @@ class ShardSampler:
     def __len__(self): return len(range(self.rank, self.n_used, self.world_size))
     def __iter__(self): return iter(self.order()[self.rank::self.world_size].tolist())
 
-# nbs/17_distributed.ipynb, cell 35
+# nbs/17_distributed.ipynb, cell 33
 def collective_device():
     "Where tensors for a collective must live: the current GPU under nccl, else the CPU."
     return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
@@ -272,7 +262,7 @@ class DistributedCB(Callback):
         metrics = getattr(learn, 'metrics', None)
         if metrics is not None and metrics.write is _quiet: metrics.write = metrics.print_row
 
-# nbs/17_distributed.ipynb, cell 41
+# nbs/17_distributed.ipynb, cell 37
 def _is_rank0(): return not dist.is_initialized() or dist.get_rank() == 0
 def _first_line(e): return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
 
@@ -336,7 +326,7 @@ class CheckpointCB(Callback):
         if learn.opt is None or not _is_rank0(): return   # one writer: every rank holds the same weights
         save_checkpoint({'model': plain_module(learn.model).state_dict(), 'opt': learn.opt.state_dict(), 'epoch': learn.epoch}, self.path)
 
-# nbs/17_distributed.ipynb, cell 44
+# nbs/17_distributed.ipynb, cell 40
 COURSE_MODELS, FLOAT_DTYPES = ('mlp', 'resnet'), ('float32', 'float64', 'bfloat16', 'float16')
 
 def course_model(name, bs, n_train=None):
@@ -459,7 +449,99 @@ def _train(dcb, model, epochs, bs, lr, n_train, dtype, ckpt, state, out, seed):
                             'test_accuracy': test_acc, 'seconds': seconds}, out)
     dcb.barrier()
 
-# nbs/17_distributed.ipynb, cell 52
+# nbs/17_distributed.ipynb, cell 50
+def gpt_data_parallel(model, data, tc, block_size, n_iters, accumulate=1, device=None):
+    """`n_iters` steps of notebook 16's training (AdamW, its schedule and clipping; settings `tc`) of the GPT `model` on
+    windows of `data`: each global batch of `tc.batch_size` windows is shared out between the ranks of the process group
+    (all of it alone, without one). Returns the mean loss of every step's global batch."""
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    if tc.batch_size % (world_size * accumulate):
+        raise ValueError(f"batch size {tc.batch_size} does not split into {world_size} ranks x {accumulate} micro-batches")
+    per_rank, micro = tc.batch_size // world_size, tc.batch_size // (world_size * accumulate)
+    replica = DistributedDataParallel(model) if world_size > 1 else model
+    opt, lr_at = make_optimizer(model, tc), lr_schedule(tc)
+    batches = torch.Generator().manual_seed(tc.seed)   # seeded alike on every rank: the same global batches everywhere
+    losses = []
+    for it in range(n_iters):
+        for group in opt.param_groups: group['lr'] = lr_at(it)
+        x, y = get_batch(data, tc.batch_size, block_size, batches, device)   # the whole global batch, on every rank
+        mine = slice(rank * per_rank, (rank + 1) * per_rank)
+        x, y, loss_sum = x[mine], y[mine], 0.
+        for k in range(accumulate):
+            part = slice(k * micro, (k + 1) * micro)
+            with replica.no_sync() if world_size > 1 and k < accumulate - 1 else nullcontext():   # all-reduce at the last only
+                _, loss = replica(x[part], y[part])
+                (loss / accumulate).backward()
+            loss_sum += loss.detach()
+        if tc.grad_clip: nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss_sum)
+    losses = torch.stack(losses)
+    if world_size > 1: dist.all_reduce(losses)   # for the log (training does not need it): one collective, at the end
+    return (losses / (accumulate * world_size)).tolist()
+
+# nbs/17_distributed.ipynb, cell 54
+GPT_DTYPES = ('float32', 'float64')
+
+def check_gpt_flags(config, iters, bs, accumulate, dropout, dtype, seed, timeout, world_size):
+    "Every number and name `gpt` takes, checked before any work (one `InputError` for the first bad one)."
+    one_of('config', config, tuple(CONFIGS)); whole('iters', iters, 1); whole('bs', bs, 1); whole('accumulate', accumulate, 1)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:   # NaN too
+        raise InputError(f"--dropout={dropout}: expected a number from 0 to 1, 1 excluded")
+    one_of('dtype', dtype, GPT_DTYPES); whole('seed', seed, 0, 2**32 - 1); positive('timeout', timeout)
+    if bs % (world_size * accumulate):
+        raise InputError(f"--bs={bs} does not split into {world_size} process(es) x --accumulate={accumulate} micro-batches")
+
+def train_gpt_distributed(config: str = 'tiny',        # one of notebook 16's configurations: tiny (seconds), cpu or lecture
+                          iters: int = None,           # the AdamW steps to take (default: the configuration's max_iters)
+                          bs: int = None,              # the global batch of windows, split over processes and micro-batches (default: the configuration's)
+                          accumulate: int = 1,         # micro-batches per step on each process (gradient accumulation)
+                          dropout: float = None,       # the dropout rate (default: the configuration's); 0 gives one process's weights exactly
+                          dtype: str = 'float32',      # the floating-point type of the weights: float32 or float64
+                          data: str = 'shakespeare',   # `shakespeare` (Tiny Shakespeare) or the path of a UTF-8 text file
+                          out: str = None,             # a new file for the final weights and every step's loss (rank 0)
+                          seed: int = None,            # the seed of the initial weights and of the batches (default: the configuration's)
+                          timeout: float = 60.):       # seconds a collective may wait for the other processes before failing
+    """Train notebook 16's GPT on a text in every process torchrun started (or alone), data-parallel; rank 0 prints and saves.
+
+    Refused before any work, with one `error:` line (status 1): a number out of range, an unknown configuration or dtype,
+    a --data that is not a readable UTF-8 file long enough for the configuration, an --out that exists or cannot be
+    written, a --bs that does not split. Ctrl-C ends with one line (130)."""
+    rank, _, world_size = dist_env()
+    cfg, tc = CONFIGS[one_of('config', config, tuple(CONFIGS))]
+    iters, bs = tc.max_iters if iters is None else iters, tc.batch_size if bs is None else bs
+    dropout, seed = cfg.dropout if dropout is None else dropout, tc.seed if seed is None else seed
+    check_gpt_flags(config, iters, bs, accumulate, dropout, dtype, seed, timeout, world_size)
+    if str(data) != 'shakespeare': check_regular_file(Path(str(data)))
+    if out is not None: out = new_file('out', out)
+    text, source = load_text(data)
+    check_long_enough(text, cfg.block_size, source)
+    tok = CharTokenizer(text)
+    cfg, tc = replace(cfg, vocab_size=len(tok), dropout=dropout), replace(tc, batch_size=bs, seed=seed)
+    train_data = split_data(torch.tensor(tok.encode(text)))[0]
+    try:
+        with DistributedCB(timeout) as dcb:   # the process group, torn down however the block ends
+            device = collective_device() if dist.is_initialized() else default_device()
+            torch.manual_seed(seed)
+            model = GPT(cfg).to(device, getattr(torch, dtype))
+            if dcb.is_main:
+                print(f"gpt ({config}, {count_params(model):,} parameters, {dtype}) on {source}: {dcb.world_size} process(es); "
+                      f"global batch {bs} = {dcb.world_size} rank(s) x {accumulate} micro-batch(es) x "
+                      f"{bs // (dcb.world_size * accumulate)} windows of {cfg.block_size} tokens", flush=True)
+            start = time.perf_counter()
+            losses = gpt_data_parallel(model, train_data, tc, cfg.block_size, iters, accumulate, device)
+            seconds = time.perf_counter() - start
+            if dcb.is_main:
+                for it in sorted({1, *range(max(iters // 5, 1), iters + 1, max(iters // 5, 1)), iters}):
+                    print(f"step {it:>6,}: loss {losses[it - 1]:.4f}")
+                print(f"{seconds:.1f} s of training", flush=True)
+                if out: save_checkpoint({'world_size': dcb.world_size, 'config': config, 'losses': losses, 'seconds': seconds,
+                                         'params': {k: v.cpu() for k, v in model.state_dict().items()}}, out)
+            dcb.barrier()
+    except KeyboardInterrupt: raise Interrupted('interrupted: nothing saved' if rank == 0 else '') from None
+
+# nbs/17_distributed.ipynb, cell 60
 def slowest(seconds):
     "The largest of every rank's `seconds`."
     if not dist.is_initialized(): return seconds
@@ -527,15 +609,15 @@ def bench_distributed(models: str = 'mlp,resnet',  # the models to time, separat
             if out: out.write_text(json.dumps({'world_size': dcb.world_size, 'bs': bs, 'steps': steps, 'models': results}))
         dcb.barrier()
 
-# nbs/17_distributed.ipynb, cell 53
-SCRIPT_COMMANDS = {'train': train_distributed, 'bench': bench_distributed, 'ring': check_ring}
+# nbs/17_distributed.ipynb, cell 61
+SCRIPT_COMMANDS = {'train': train_distributed, 'gpt': train_gpt_distributed, 'bench': bench_distributed, 'ring': check_ring}
 
 def script_main(argv=None):
     "`python -m exp.nb_17 COMMAND --flag=value ...`: a refused input ends with one `error:` line (status 1), Ctrl-C with one line (130)."
     rank, _, world_size = dist_env()
     who = f"rank {rank}: " if world_size > 1 else ''   # under torchrun every rank checks its input: say which one speaks
     try: return command_line(SCRIPT_COMMANDS, argv, prog='python -m exp.nb_17')
-    except InputError as e: sys.exit(f"{who}error: {e}")
+    except (InputError, DataError) as e: sys.exit(f"{who}error: {e}")
     except Interrupted as e:
         if str(e): print(e, file=sys.stderr, flush=True)
         sys.exit(130)

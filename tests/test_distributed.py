@@ -1,10 +1,12 @@
-"""torch.distributed on CPU (gloo, on 127.0.0.1) with the course's Learner (exp.nb_17): two ranks train what one
-process trains on the whole batches, the hand-written ring all-reduce equals dist.all_reduce, rank 0 alone writes
+"""torch.distributed on CPU (gloo, on 127.0.0.1) with the course's Learner and notebook 16's GPT (exp.nb_17): two ranks
+train what one process trains on the whole batches (the MLP through DistributedCB, the GPT through its own DDP loop and
+the `gpt` command under torchrun), the hand-written ring all-reduce equals dist.all_reduce, rank 0 alone writes
 checkpoints that resume in one process, a failing rank ends the whole job, and the script runs with plain python.
 
 Every job runs under a timeout, is killed in a `finally`, and must leave no process behind. Run as a script (under
 torchrun), this file is also the workers' code: `python tests/test_distributed.py equivalence OUT`."""
-import gc, inspect, os, re, signal, subprocess, sys, time, uuid
+import gc, inspect, os, random, re, signal, subprocess, sys, time, uuid
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -14,8 +16,9 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 import exp.nb_17 as nb17
+from exp.nb_16 import CONFIGS, GPT, CharTokenizer, GPTTrainer, split_data
 from exp.nb_17 import (SEED, Callback, CheckpointCB, DataLoaders, Dataset, DistributedCB, Learner, get_mlp,
-                       ring_inputs, set_seed)
+                       gpt_data_parallel, ring_inputs, set_seed)
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB_TIMEOUT = 150   # seconds per job, start-up included: importing torch in 3 processes on a busy 2-core machine is slow
@@ -44,11 +47,33 @@ def assert_no_ddp_left():
     alive = sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())
     assert alive == 0, f"rank {os.environ['RANK']}: {alive} DistributedDataParallel wrapper(s) outlive the process group"
 
+GPT_ITERS, GPT_BS = 12, 8   # 16's tiny GPT, float64, no dropout, on a made-up text
+
+def gpt_text():
+    "A made-up text of 4,000 characters from an alphabet of 12."
+    rng = random.Random(0)
+    return ''.join(rng.choice('abcdefgh ,.\n') for _ in range(4000))
+
+def gpt_setup():
+    cfg, tc = CONFIGS['tiny']
+    tok = CharTokenizer(gpt_text())
+    return replace(cfg, vocab_size=len(tok), dropout=0.), replace(tc, batch_size=GPT_BS), split_data(torch.tensor(tok.encode(gpt_text())))[0]
+
+def gpt_model(cfg, seed):
+    torch.manual_seed(seed)
+    return GPT(cfg).double()
+
 def worker_equivalence(out, epochs=2):
-    "Train on every rank without and with gradient accumulation; rank 0 saves both sets of parameters."
+    "Train the MLP and the GPT on every rank without and with gradient accumulation; rank 0 saves parameters and losses."
+    cfg, tc, data = gpt_setup()
     with DistributedCB(timeout=60) as group:   # opens the process group; the learners' callbacks share it
         params = {acc: fit(mlp(), epochs, [DistributedCB(accumulate=acc)]).model.state_dict() for acc in (1, 2)}
-        if group.is_main: torch.save(params, out)
+        gpt = {}
+        for acc in (1, 2):
+            model = gpt_model(cfg, tc.seed)
+            losses = gpt_data_parallel(model, data, tc, cfg.block_size, GPT_ITERS, acc)
+            gpt[acc] = (model.state_dict(), losses)
+        if group.is_main: torch.save({'mlp': params, 'gpt': gpt}, out)
     assert_no_ddp_left()
 
 def worker_checkpoint(out_dir):
@@ -131,15 +156,42 @@ def whole_batch_params(epochs, lrs=None):
 def max_diff(a, b): return max((a[k] - b[k]).abs().max().item() for k in b)
 
 
+def gpt_trainer_reference(n_iters=GPT_ITERS):
+    "Notebook 16's GPTTrainer in this process on the whole global batches: (parameters, every step's loss)."
+    cfg, tc, data = gpt_setup()
+    model = gpt_model(cfg, tc.seed)
+    trainer = GPTTrainer(model, tc, {'train': data}, cfg.block_size)
+    return model.state_dict(), [trainer.step() for _ in range(n_iters)]
+
+
 def test_two_ranks_train_the_parameters_of_one_process_on_the_whole_batches(tmp_path):
     rc, output = launch(2, __file__, 'equivalence', tmp_path / 'params.pt')
     assert rc == 0, output
     expected = whole_batch_params(2)
     assert max_diff(whole_batch_params(1), expected) > 1e-3   # the comparison can tell training runs apart
-    params = torch.load(tmp_path / 'params.pt')
-    assert sorted(params) == [1, 2]
-    for accumulate, p in params.items():
-        assert max_diff(p, expected) < 1e-12, f"accumulate={accumulate}: {max_diff(p, expected)} (float64)"
+    saved = torch.load(tmp_path / 'params.pt')
+    assert sorted(saved['mlp']) == sorted(saved['gpt']) == [1, 2]
+    for accumulate, p in saved['mlp'].items():
+        assert max_diff(p, expected) < 1e-12, f"MLP, accumulate={accumulate}: {max_diff(p, expected)} (float64)"
+    gpt_expected, gpt_losses = gpt_trainer_reference()
+    assert max_diff(gpt_trainer_reference(GPT_ITERS - 1)[0], gpt_expected) > 1e-5
+    for accumulate, (p, losses) in saved['gpt'].items():
+        assert max_diff(p, gpt_expected) < 1e-12, f"GPT, accumulate={accumulate}: {max_diff(p, gpt_expected)} (float64)"
+        torch.testing.assert_close(torch.tensor(losses), torch.tensor(gpt_losses), rtol=1e-12, atol=0)
+
+
+def test_the_gpt_command_under_torchrun_trains_what_gpttrainer_trains_alone(tmp_path):
+    (tmp_path / 'text.txt').write_text(gpt_text(), encoding='utf-8')
+    rc, output = launch(2, '-m', 'exp.nb_17', 'gpt', '--config=tiny', f'--iters={GPT_ITERS}', f'--bs={GPT_BS}', '--accumulate=2',
+                        '--dropout=0', '--dtype=float64', '--data=text.txt', '--out=gpt.pt', cwd=tmp_path)
+    assert rc == 0, output
+    assert f'2 process(es); global batch {GPT_BS} = 2 rank(s) x 2 micro-batch(es) x 2 windows of 16 tokens' in output, output
+    assert f'step {GPT_ITERS:>6,}: loss' in output, output
+    result = torch.load(tmp_path / 'gpt.pt')
+    expected, losses = gpt_trainer_reference()
+    assert result['world_size'] == 2 and result['config'] == 'tiny'
+    assert max_diff(result['params'], expected) < 1e-12, max_diff(result['params'], expected)
+    torch.testing.assert_close(torch.tensor(result['losses']), torch.tensor(losses), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize('world_size', [2, 3])
@@ -208,7 +260,7 @@ def script(capsys, *argv):
 def no_work(monkeypatch):
     "Fail the test if the command builds a model, loads data or opens a process group."
     def work(*args, **kwargs): raise AssertionError('the command started working')
-    monkeypatch.setattr(nb17, 'course_model', work)
+    for name in ('course_model', 'load_text', 'GPT'): monkeypatch.setattr(nb17, name, work)
     monkeypatch.setattr(nb17.dist, 'init_process_group', work)
 
 def folder_state(folder):
@@ -222,16 +274,28 @@ def one_error_line(err):
 
 
 @pytest.mark.parametrize('command, flag, near', [('train', '--epoch=3', '--epochs'), ('train', '--ckp=x.pt', '--ckpt'),
-                                                 ('bench', '--step=3', '--steps'), ('ring', '--size=3', '--sizes')])
+                                                 ('bench', '--step=3', '--steps'), ('ring', '--size=3', '--sizes'),
+                                                 ('gpt', '--iter=3', '--iters'), ('gpt', '--batch=8', '--bs')])
 def test_a_misspelt_flag_is_refused_before_any_work_with_the_flags_that_exist(tmp_path, capsys, no_work, command, flag, near):
     code, out, err = script(capsys, command, flag, f'--out={tmp_path}/out.pt')
     assert code == 2 and near in err, err
     assert folder_state(tmp_path) == {}
 
 
+def test_the_gpt_command_alone_is_gpttrainer_bit_for_bit(tmp_path, capsys, monkeypatch):
+    (tmp_path / 'text.txt').write_text(gpt_text(), encoding='utf-8')
+    monkeypatch.chdir(tmp_path)
+    code, out, err = script(capsys, 'gpt', f'--iters={GPT_ITERS}', f'--bs={GPT_BS}', '--dropout=0', '--dtype=float64',
+                            '--data=text.txt', '--out=alone.pt')
+    assert code == 0 and 'gpt (tiny, ' in out and '1 process(es)' in out, (out, err)
+    result = torch.load(tmp_path / 'alone.pt')
+    expected, losses = gpt_trainer_reference()
+    assert result['world_size'] == 1 and max_diff(result['params'], expected) == 0 and result['losses'] == losses
+
+
 def test_help_describes_every_flag(capsys):
     code, out, _ = script(capsys, '--help')
-    assert code == 0 and all(name in out for name in ('train', 'bench', 'ring')), out
+    assert code == 0 and all(name in out for name in ('train', 'gpt', 'bench', 'ring')), out
     for name, fn in nb17.SCRIPT_COMMANDS.items():
         code, out, _ = script(capsys, name, '--help')
         assert code == 0, out
@@ -248,7 +312,10 @@ BAD_NUMBERS = [('train', '--bs=0'), ('train', '--bs=-64'), ('train', '--lr=nan')
                ('train', '--seed=99999999999999999999999'), ('train', '--seed=-1'), ('train', '--dtype=int64'),
                ('train', '--dtype=banana'), ('train', '--model=cnn'), ('train', '--bs=100', '--accumulate=3'),
                ('bench', '--bs=0'), ('bench', '--steps=0'), ('bench', '--warmup=-1'), ('bench', '--timeout=nan'),
-               ('bench', '--models=mlp,cnn'), ('ring', '--sizes=0'), ('ring', '--sizes=1,,2'), ('ring', '--timeout=0')]
+               ('bench', '--models=mlp,cnn'), ('ring', '--sizes=0'), ('ring', '--sizes=1,,2'), ('ring', '--timeout=0'),
+               ('gpt', '--config=huge'), ('gpt', '--iters=0'), ('gpt', '--bs=0'), ('gpt', '--accumulate=0'), ('gpt', '--dropout=1'),
+               ('gpt', '--dropout=-0.1'), ('gpt', '--dropout=nan'), ('gpt', '--dtype=int64'), ('gpt', '--dtype=float16'),
+               ('gpt', '--seed=-1'), ('gpt', '--seed=99999999999'), ('gpt', '--timeout=0'), ('gpt', '--bs=6', '--accumulate=4')]
 
 @pytest.mark.parametrize('argv', BAD_NUMBERS, ids=' '.join)
 def test_a_bad_number_is_refused_with_one_line_before_any_work(tmp_path, capsys, no_work, argv):
@@ -279,6 +346,19 @@ def test_an_unwritable_out_or_ckpt_folder_is_found_before_training(tmp_path, cap
         for path in (tmp_path / 'no' / 'such' / 'x.pt', tmp_path / 'a_file' / 'x.pt', tmp_path):
             code, _, err = script(capsys, 'train', f'{flag}={path}')
             assert code == 1 and str(path) in one_error_line(err), (flag, path, err)
+
+
+def test_a_text_the_gpt_cannot_train_on_is_refused_with_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    (tmp_path / 'short.txt').write_text('too short')
+    (tmp_path / 'latin1.txt').write_bytes('caf\xe9 '.encode('latin-1') * 100)
+    (tmp_path / 'folder').mkdir()
+    def work(*args, **kwargs): raise AssertionError('the command started training')
+    monkeypatch.setattr(nb17, 'GPT', work)
+    monkeypatch.setattr(nb17.dist, 'init_process_group', work)
+    for name, words in [('missing.txt', 'no such file'), ('folder', 'not a regular file'), ('short.txt', 'too short'),
+                        ('latin1.txt', 'not UTF-8')]:
+        code, _, err = script(capsys, 'gpt', f'--data={tmp_path / name}')
+        assert code == 1 and words in one_error_line(err) and name in err, (name, err)
 
 
 def damaged_checkpoints(folder):
@@ -342,7 +422,8 @@ def start_long_training(ckpt):
         time.sleep(0.2)
     return proc, tag
 
-def test_a_second_writer_of_a_checkpoint_is_refused(tmp_path, capsys):
+def test_a_second_writer_is_refused_and_ctrl_c_prints_one_line_saying_where_the_checkpoint_stands(tmp_path, capsys):
+    "One long run serves both: a second run on its checkpoint is refused while it trains; then Ctrl-C stops it."
     ckpt = tmp_path / 'ckpt.pt'
     proc, tag = start_long_training(ckpt)
     try:
@@ -350,15 +431,7 @@ def test_a_second_writer_of_a_checkpoint_is_refused(tmp_path, capsys):
         assert code == 1 and 'another run' in one_error_line(err), err
     finally:
         proc.send_signal(signal.SIGINT)
-        finish(proc, tag)
-
-
-def test_ctrl_c_prints_one_line_saying_where_the_checkpoint_stands(tmp_path):
-    ckpt = tmp_path / 'ckpt.pt'
-    proc, tag = start_long_training(ckpt)
-    time.sleep(1)
-    proc.send_signal(signal.SIGINT)
-    rc, output = finish(proc, tag)
+        rc, output = finish(proc, tag)
     assert rc == 130 and 'Traceback' not in output, output
     last = output.strip().splitlines()[-1]
     epoch = torch.load(ckpt, weights_only=True)['epoch']
