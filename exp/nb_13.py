@@ -5,7 +5,7 @@ from exp.nb_12 import *  # noqa: F403 re-export: notebook 12's data set and trai
 import torch
 from torch import nn
 
-# nbs/13_activations_batchnorm.ipynb, cell 27
+# nbs/13_activations_batchnorm.ipynb, cell 35
 class Linear(nn.Module):
     "x @ weight + bias, with weight (fan_in, fan_out) drawn from N(0, 1/fan_in) (nn.Linear stores the transpose)."
     def __init__(self, fan_in, fan_out, bias=True, generator=None):

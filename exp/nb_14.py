@@ -49,7 +49,7 @@ def cross_entropy_backward(logits, Y):
     dlogits[torch.arange(n), Y] -= 1
     return dlogits / n
 
-# nbs/14_backprop_ninja.ipynb, cell 36
+# nbs/14_backprop_ninja.ipynb, cell 38
 def batchnorm_backward(dout, gain, var_inv, xhat, unbiased=True):
     "∂loss/∂x for y = gain * xhat + bias, xhat = (x - x.mean(0)) * var_inv, fused; `unbiased`: var divided by n-1."
     n = dout.shape[0]
@@ -57,7 +57,7 @@ def batchnorm_backward(dout, gain, var_inv, xhat, unbiased=True):
     bessel = n / (n - 1) if unbiased else 1.0
     return gain * var_inv / n * (n * dout - dout.sum(0, keepdim=True) - bessel * xhat * (dout * xhat).sum(0, keepdim=True))
 
-# nbs/14_backprop_ninja.ipynb, cell 39
+# nbs/14_backprop_ninja.ipynb, cell 41
 def embedding_backward(demb, X, num_embeddings):
     "∂loss/∂C for emb = C[X]: row k of C collects the gradients of every position where X == k (a scatter-add)."
     if tuple(demb.shape[:-1]) != tuple(X.shape):
@@ -65,7 +65,7 @@ def embedding_backward(demb, X, num_embeddings):
     dim = demb.shape[-1]
     return torch.zeros(num_embeddings, dim, dtype=demb.dtype).index_add_(0, X.reshape(-1), demb.reshape(-1, dim))
 
-# nbs/14_backprop_ninja.ipynb, cell 42
+# nbs/14_backprop_ninja.ipynb, cell 44
 def ninja_forward(params, X, Y, eps=1e-5):
     "The MLP + BatchNorm (batch statistics, unbiased variance) forward: (loss, what the backward pass needs)."
     C, W1, b1, W2, b2, bngain, bnbias = params
@@ -107,7 +107,7 @@ def autograd_step(params, X, Y, lr):
         for p in params: p.sub_(lr * p.grad)
     return loss.detach()
 
-# nbs/14_backprop_ninja.ipynb, cell 45
+# nbs/14_backprop_ninja.ipynb, cell 47
 @torch.no_grad()
 def ninja_bn_stats(params, X):
     "BatchNorm's mean and (unbiased) variance of the first layer's output over all of `X` (calibration for evaluation)."
