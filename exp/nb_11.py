@@ -54,7 +54,7 @@ def bigram_counts(words, stoi):
     v = len(stoi)
     return torch.bincount(xs * v + ys, minlength=v * v).view(v, v)
 
-# nbs/11_bigram.ipynb, cell 18
+# nbs/11_bigram.ipynb, cell 20
 def bigram_probs(N, smoothing=1):
     "P[i, j] = P(next token j | current token i), estimated from counts `N` with `smoothing` fake counts per cell."
     if not smoothing >= 0: raise ValueError(f"bigram_probs: smoothing must be a count >= 0, not {smoothing!r}")   # NaN too

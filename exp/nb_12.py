@@ -34,7 +34,7 @@ def build_dataset(words, block_size, stoi):
             context = context[1:] + [ix]
     return torch.tensor(X), torch.tensor(Y)
 
-# nbs/12_mlp_lm.ipynb, cell 17
+# nbs/12_mlp_lm.ipynb, cell 23
 def init_mlp_lm(vocab_size=27, block_size=3, n_embd=10, n_hidden=200, generator=None):
     "[C, W1, b1, W2, b2] of the Bengio et al. MLP, all drawn from N(0, 1) (the lecture's start), with gradients on."
     shapes = [(vocab_size, n_embd), (block_size * n_embd, n_hidden), (n_hidden,), (n_hidden, vocab_size), (vocab_size,)]
@@ -46,7 +46,7 @@ def mlp_lm_logits(params, X):
     h = torch.tanh(C[X].view(len(X), -1) @ W1 + b1)
     return h @ W2 + b2
 
-# nbs/12_mlp_lm.ipynb, cell 22
+# nbs/12_mlp_lm.ipynb, cell 34
 def train_lm(logits_fn, params, X, Y, steps, lr_at, batch_size=32, generator=None, every=0, evaluate=None):
     "Minibatch SGD on cross-entropy. Returns (loss of every step, [(step, evaluate()) every `every` steps])."
     if not len(X): raise ValueError("train_lm: the training set is empty")
