@@ -75,8 +75,9 @@ def test_each_starter_has_its_check_line_under_it_a_solution_and_a_check(path):
     assert any(c.cell_type == 'markdown' and c.source.startswith('## Exercise') for c in nb.cells), f"{path.name}: no Exercises section"
 
 
-def test_the_first_users_have_their_exercises():
-    assert {p.stem for p in NOTEBOOKS} >= {'00_exports', '01_matmul', '11_bigram', '14_backprop_ninja'}
+def test_every_notebook_but_16_and_16a_has_its_exercises():   # issue 21 has not reached 16 and 16a yet
+    every = {p.stem for p in numbered_notebooks(ROOT / 'nbs')}
+    assert {p.stem for p in NOTEBOOKS} == every - {'16_gpt', '16a_gpt_own_autograd'}
     assert len([id for id in CHECKS if id.startswith('14.')]) >= 6 and len([id for id in CHECKS if id.startswith('11.')]) >= 4
 
 

@@ -100,10 +100,11 @@ def test_set_seed_makes_every_generator_repeat():
     assert out.stdout.split() == ['True', 'True'], out.stderr
 
 
-# ---- issue 20: each notebook is a lesson: it opens with the rules table and (00-09 so far) closes with
-# what was built, the exercises and the next notebook ----
+# ---- issues 20, 21: each notebook is a lesson: it opens with the rules table and closes with what was built, the
+# exercises and the next notebook ----
 
 NOTEBOOKS = numbered_notebooks(ROOT / 'nbs')
+NOT_YET_CLOSED = {'16_gpt', '16a_gpt_own_autograd'}   # issue 21 has not reworked these two yet
 
 
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.stem)
@@ -114,13 +115,15 @@ def test_every_notebook_links_the_rules_table_from_its_opening(path):
     assert (ROOT / 'nbs' / 'RULES.md').exists()
 
 
-@pytest.mark.parametrize('path', [p for p in NOTEBOOKS if p.stem[:2] < '10'], ids=lambda p: p.stem)
+@pytest.mark.parametrize('path', [p for p in NOTEBOOKS if p.stem not in NOT_YET_CLOSED], ids=lambda p: p.stem)
 def test_a_lesson_ends_with_what_was_built_its_exercises_and_the_next_notebook(path):
     import nbformat
     markdown = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == 'markdown']
     headings = [line for source in markdown for line in source.splitlines() if line.startswith('## ')]
+    assert '## What we built' in headings, f'{path.name}: no "## What we built"'
     built = headings.index('## What we built')
     assert any(h.startswith('## Exercises') for h in headings[built + 1:]), f'{path.name}: no Exercises after What we built'
-    later = NOTEBOOKS[NOTEBOOKS.index(path) + 1]
-    assert markdown[-1].lstrip('*').startswith('Next') and later.name in markdown[-1], \
-        f'{path.name}: the last cell should point to {later.name}: {markdown[-1][:80]!r}'
+    later = NOTEBOOKS[NOTEBOOKS.index(path) + 1:]
+    target = later[0].name if later else 'README.md'   # the last notebook sends the learner back to the map
+    assert markdown[-1].lstrip('*').startswith('Next') and target in markdown[-1], \
+        f'{path.name}: the last cell should point to {target}: {markdown[-1][:80]!r}'
