@@ -1,7 +1,6 @@
 """The lesson-local pieces of nbs/06_cnn_hooks_init.ipynb (not exported), taken from the notebook's own cells: the
 convolution built three ways (loop, im2col and a matmul, a matrix of tied weights), the floor count, and LSUV. The
 notebook keeps one representative check of each; these are the batteries."""
-import math
 from functools import partial
 
 import nbformat, pytest, torch

@@ -1,9 +1,8 @@
 """Notebook 17's plumbing, moved out of the lesson (issue 21): `dist_env`'s refusals, `DistributedCB`'s teardown in a
 one-rank gloo group however a fit ends, `run_script`'s time limit and `stop` (no process left behind, workers included),
 the GPT loop of 17 alone against notebook 16's `GPTTrainer`, and no temporary path in the saved outputs."""
-import datetime, os, random, signal, socket, subprocess, time, uuid
+import os, signal, socket, subprocess, time, uuid
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import nbformat, pytest, torch
@@ -11,7 +10,8 @@ import torch.distributed as dist
 
 import run_notebook as rn
 from conftest import ROOT
-from exp.nb_16 import CONFIGS, GPT, CharTokenizer, GPTTrainer, split_data
+from test_distributed import gpt_model, gpt_setup, gpt_text, max_diff   # the workers' tiny float64 GPT, shared
+from exp.nb_16 import GPTTrainer
 from exp.nb_17 import (Callback, CancelFitException, DataLoaders, Dataset, DistributedCB, Learner, dist_env,
                        get_mlp, gpt_data_parallel, job_env, run_script, script_command, stop)
 
@@ -127,26 +127,10 @@ def test_stop_ends_torchrun_and_its_running_workers(tmp_path):
 
 # ---- the GPT loop alone is notebook 16's trainer ----
 
-def gpt_text():
-    "A made-up text of 4,000 characters from an alphabet of 12."
-    rng = random.Random(0)
-    return ''.join(rng.choice('abcdefgh ,.\n') for _ in range(4000))
-
 def write_text(folder):
     path = Path(folder) / 'text.txt'
     path.write_text(gpt_text(), encoding='utf-8')
     return path
-
-def gpt_setup(bs=8):
-    cfg, tc = CONFIGS['tiny']
-    tok = CharTokenizer(gpt_text())
-    return replace(cfg, vocab_size=len(tok), dropout=0.), replace(tc, batch_size=bs), split_data(torch.tensor(tok.encode(gpt_text())))[0]
-
-def gpt_model(cfg, seed):
-    torch.manual_seed(seed)
-    return GPT(cfg).double()
-
-def max_diff(a, b): return max((a[k] - b[k]).abs().max().item() for k in b)
 
 def test_the_gpt_loop_alone_is_gpttrainer_bit_for_bit_and_with_accumulation_to_rounding():
     cfg, tc, data = gpt_setup()

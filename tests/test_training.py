@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from exp.nb_05 import (accuracy, cross_entropy, log_softmax, logsumexp, nll, Dataset, Sampler, BatchSampler,
                        collate, DataLoader, get_dls, Optimizer, fit, DataLoaders, Learner, Callback, MetricsCB,
                        Recorder, RunningMean, CancelBatchException, CancelEpochException, CancelFitException,
-                       sched_lin, sched_cos, sched_exp, sched_no, combine_scheds, ParamScheduler, one_cycle,
+                       sched_lin, sched_cos, sched_exp, sched_no, combine_scheds, one_cycle,
                        lr_find, EarlyStoppingCB)
 
 
