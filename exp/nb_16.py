@@ -63,20 +63,56 @@ def init_gpt_weights(model):
         if isinstance(m, nn.Linear) and m.bias is not None: nn.init.zeros_(m.bias)
     return model
 
+def count_params(model, non_embedding=False):
+    "Number of parameters; `non_embedding`: without the token and position tables (the FLOP count's N)."
+    n = sum(p.numel() for p in model.parameters())
+    return n - model.tok_emb.weight.numel() - model.pos_emb.weight.numel() if non_embedding else n
+
 # nbs/16_gpt.ipynb, cell 16
 @torch.no_grad()
-def generate_tokens(model, idx, max_new_tokens, block_size, generator=None):
+def generate_tokens(model, idx, max_new_tokens, block_size, generator=None, temperature=1., top_k=None):
     "Append `max_new_tokens` sampled tokens to `idx` (B, T), feeding the model at most the last `block_size`."
+    if isinstance(temperature, bool) or not (isinstance(temperature, (int, float)) and 0 < temperature < math.inf):
+        raise ValueError(f"temperature must be a finite number > 0, not {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be None or a whole number >= 1, not {top_k!r}")
     was_training = model.training
     model.eval()
     for _ in range(max_new_tokens):
         logits, _ = model(idx[:, -block_size:])
-        probs = logits[:, -1].softmax(-1).cpu()   # sampled on the CPU, so a CPU generator serves every device
+        logits = logits[:, -1] / temperature                 # below 1: sharper; above 1: flatter (1: as it is)
+        if top_k is not None:                                # only the k most likely may be drawn
+            kth = logits.topk(min(top_k, logits.size(-1)), -1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float('-inf'))
+        probs = logits.softmax(-1).cpu()   # sampled on the CPU, so a CPU generator serves every device
         idx = torch.cat([idx, torch.multinomial(probs, 1, generator=generator).to(idx.device)], 1)
     model.train(was_training)
     return idx
 
 # nbs/16_gpt.ipynb, cell 19
+@torch.no_grad()
+def estimate_loss(model, splits, batch_size, block_size, eval_iters, seed=0, device=None):
+    "{split: mean loss over `eval_iters` batches}, in eval mode; the same batches at every call."
+    was_training = model.training
+    model.eval()
+    losses = {}
+    for name, data in splits.items():
+        g = torch.Generator().manual_seed(seed)
+        losses[name] = sum(model(*get_batch(data, batch_size, block_size, g, device))[1].item()
+                           for _ in range(eval_iters)) / eval_iters
+    model.train(was_training)
+    return losses
+
+# nbs/16_gpt.ipynb, cell 26
+def causal_attention(q, k, v, dropout=0., training=False, future=None):
+    "softmax(q k^T / sqrt(head_size), the future masked out) v for (..., T, head_size) inputs; also the weights."
+    T = q.size(-2)
+    if future is None: future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)   # True above the diagonal
+    wei = q @ k.transpose(-2, -1) * k.size(-1) ** -0.5
+    wei = wei.masked_fill(future, float('-inf')).softmax(-1)
+    return F.dropout(wei, dropout, training) @ v, wei
+
+# nbs/16_gpt.ipynb, cell 40
 def _finite(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 def _whole(low, high=10 ** 9):   # counts above a billion are typos, not plans; torch's seeds go to 2**64 - 1
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high, f"a whole number from {low:,} to {high:,}"
@@ -95,125 +131,7 @@ def check_fields(obj, rules):
     "Check each field of the dataclass `obj` against its rule (name -> rule), so bad settings fail where they are made."
     for name, rule in rules.items(): check_value(f"{type(obj).__name__}.{name}", getattr(obj, name), rule)
 
-@dataclass
-class TrainConfig:
-    "How to train: batch, learning-rate schedule, AdamW, gradient clipping, evaluation, seed."
-    batch_size: int = 64
-    max_iters: int = 5000
-    lr: float = 3e-4
-    min_lr: float = 3e-4          # cosine decay from lr to min_lr (the same: a constant rate, as in the lecture)
-    warmup_iters: int = 0
-    lr_decay_iters: int = 5000
-    weight_decay: float = 0.01    # torch.optim.AdamW's default, which the lecture used
-    beta2: float = 0.999
-    grad_clip: float = 0.         # 0: no clipping
-    eval_interval: int = 500
-    eval_iters: int = 200
-    seed: int = 1337
-
-    def __post_init__(self):
-        check_fields(self, dict(batch_size=_whole(1), max_iters=_whole(0), lr=_POSITIVE, min_lr=_NON_NEGATIVE,
-                                warmup_iters=_whole(0), lr_decay_iters=_whole(0), weight_decay=_NON_NEGATIVE, beta2=_FRACTION,
-                                grad_clip=_NON_NEGATIVE, eval_interval=_whole(1), eval_iters=_whole(1), seed=_SEED))
-
-def lr_schedule(tc):
-    "Iteration -> learning rate: linear warmup from 0 to `lr`, cosine to `min_lr` at `lr_decay_iters`, then `min_lr`."
-    warm = min(tc.warmup_iters / max(tc.lr_decay_iters, 1), 1.)
-    sched = combine_scheds([warm, 1. - warm], [sched_lin(0., tc.lr), sched_cos(tc.lr, tc.min_lr)])
-    return lambda it: sched(min(it / max(tc.lr_decay_iters, 1), 1.))
-
-def make_optimizer(model, tc):
-    "AdamW with weight decay on matrices and embeddings, none on biases and norm gains."
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{'params': [p for p in params if p.dim() >= 2], 'weight_decay': tc.weight_decay},
-              {'params': [p for p in params if p.dim() < 2], 'weight_decay': 0.}]
-    return torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, tc.beta2))
-
-@torch.no_grad()
-def estimate_loss(model, splits, batch_size, block_size, eval_iters, seed=0, device=None):
-    "{split: mean loss over `eval_iters` batches}, in eval mode; the same batches at every call."
-    was_training = model.training
-    model.eval()
-    losses = {}
-    for name, data in splits.items():
-        g = torch.Generator().manual_seed(seed)
-        losses[name] = sum(model(*get_batch(data, batch_size, block_size, g, device))[1].item()
-                           for _ in range(eval_iters)) / eval_iters
-    model.train(was_training)
-    return losses
-
-# nbs/16_gpt.ipynb, cell 21
-def _bar_is_on_console(bar): return isinstance(bar, ConsoleProgressBar) and printing()
-
-class GPTTrainer:
-    "Trains `model` on `splits['train']`; holds everything a run needs to go on exactly where it stopped."
-    def __init__(self, model, tc, splits, block_size, device=None):
-        self.model, self.tc, self.splits, self.block_size, self.device = model, tc, splits, block_size, device
-        self.opt, self.lr_at = make_optimizer(model, tc), lr_schedule(tc)
-        self.batches = torch.Generator().manual_seed(tc.seed)   # training batches; evaluation has its own
-        self.iter, self.train_time, self.history = 0, 0., []
-
-    def step(self):
-        "One iteration: set the learning rate, one batch forward and backward, clip, AdamW step."
-        for g in self.opt.param_groups: g['lr'] = self.lr_at(self.iter)
-        x, y = get_batch(self.splits['train'], self.tc.batch_size, self.block_size, self.batches, self.device)
-        _, loss = self.model(x, y)
-        loss.backward()
-        if self.tc.grad_clip: nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        self.iter += 1
-        return loss.item()
-
-    def evaluate(self):
-        "Estimate the loss of every split now and add a row to `history`."
-        losses = estimate_loss(self.model, self.splits, self.tc.batch_size, self.block_size, self.tc.eval_iters, device=self.device)
-        self.history.append({'iter': self.iter, 'time': self.train_time, **losses})
-        return losses
-
-    def fit(self, max_iters, on_eval=None, log=print, bar=True):
-        "Train until iteration `max_iters`, evaluating every `eval_interval` and at the end; `on_eval()` after each evaluation."
-        def evaluate(pb):
-            if self.history and self.history[-1]['iter'] == self.iter: return   # a resumed run: done already
-            losses = self.evaluate()
-            if log:
-                line = ', '.join(f'{k} loss {v:.4f}' for k, v in losses.items())
-                log(f"{chr(10) if _bar_is_on_console(pb) else ''}iter {self.iter:>6,}: {line} ({self.train_time:.0f} s)")
-            if on_eval: on_eval()
-        iters = range(self.iter, max_iters)
-        pb = progress_bar(iters) if bar else iters
-        for _ in pb:
-            if self.iter % self.tc.eval_interval == 0: evaluate(pb)
-            start = time.perf_counter()
-            loss = self.step()
-            self.train_time += time.perf_counter() - start
-            if bar: pb.comment = f'loss {loss:.4f}'
-        evaluate(pb)
-        return self
-
-    def state_dict(self):
-        "The run's state as tensors and plain data (`torch.load(weights_only=True)` reads it back)."
-        return {'model': self.model.state_dict(), 'optimizer': self.opt.state_dict(), 'iter': self.iter,
-                'train_time': self.train_time, 'history': self.history,
-                'rng': {'torch': torch.get_rng_state(), 'batches': self.batches.get_state()}}
-
-    def load_state_dict(self, state):
-        self.model.load_state_dict(state['model'])
-        self.opt.load_state_dict(state['optimizer'])
-        self.iter, self.train_time, self.history = state['iter'], state['train_time'], list(state['history'])
-        torch.set_rng_state(state['rng']['torch'])     # dropout draws from the global generator
-        self.batches.set_state(state['rng']['batches'])
-
-# nbs/16_gpt.ipynb, cell 29
-def causal_attention(q, k, v, dropout=0., training=False, future=None):
-    "softmax(q k^T / sqrt(head_size), the future masked out) v for (..., T, head_size) inputs; also the weights."
-    T = q.size(-2)
-    if future is None: future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)   # True above the diagonal
-    wei = q @ k.transpose(-2, -1) * k.size(-1) ** -0.5
-    wei = wei.masked_fill(future, float('-inf')).softmax(-1)
-    return F.dropout(wei, dropout, training) @ v, wei
-
-# nbs/16_gpt.ipynb, cell 35
+# nbs/16_gpt.ipynb, cell 41
 @dataclass
 class GPTConfig:
     "The model's shape; the defaults are the lecture's full configuration."
@@ -295,12 +213,7 @@ class GPT(nn.Module):
         logits = self.lm_head(self.ln_f(self.blocks(x)))
         return logits, None if targets is None else lm_loss(logits, targets)
 
-def count_params(model, non_embedding=False):
-    "Number of parameters; `non_embedding`: without the token and position tables (the FLOP count's N)."
-    n = sum(p.numel() for p in model.parameters())
-    return n - model.tok_emb.weight.numel() - model.pos_emb.weight.numel() if non_embedding else n
-
-# nbs/16_gpt.ipynb, cell 39
+# nbs/16_gpt.ipynb, cell 47
 class TorchReferenceGPT(nn.Module):
     "The same network as a `GPT` from PyTorch's own modules (nn.TransformerEncoderLayer), holding a copy of its weights."
     def __init__(self, gpt):
@@ -328,7 +241,104 @@ class TorchReferenceGPT(nn.Module):
         for layer in self.layers: x = layer(x, src_mask=mask, is_causal=True)
         return self.lm_head(self.ln_f(x))
 
-# nbs/16_gpt.ipynb, cell 46
+# nbs/16_gpt.ipynb, cell 53
+@dataclass
+class TrainConfig:
+    "How to train: batch, learning-rate schedule, AdamW, gradient clipping, evaluation, seed."
+    batch_size: int = 64
+    max_iters: int = 5000
+    lr: float = 3e-4
+    min_lr: float = 3e-4          # cosine decay from lr to min_lr (the same: a constant rate, as in the lecture)
+    warmup_iters: int = 0
+    lr_decay_iters: int = 5000
+    weight_decay: float = 0.01    # torch.optim.AdamW's default, which the lecture used
+    beta2: float = 0.999
+    grad_clip: float = 0.         # 0: no clipping
+    eval_interval: int = 500
+    eval_iters: int = 200
+    seed: int = 1337
+
+    def __post_init__(self):
+        check_fields(self, dict(batch_size=_whole(1), max_iters=_whole(0), lr=_POSITIVE, min_lr=_NON_NEGATIVE,
+                                warmup_iters=_whole(0), lr_decay_iters=_whole(0), weight_decay=_NON_NEGATIVE, beta2=_FRACTION,
+                                grad_clip=_NON_NEGATIVE, eval_interval=_whole(1), eval_iters=_whole(1), seed=_SEED))
+
+def lr_schedule(tc):
+    "Iteration -> learning rate: linear warmup from 0 to `lr`, cosine to `min_lr` at `lr_decay_iters`, then `min_lr`."
+    warm = min(tc.warmup_iters / max(tc.lr_decay_iters, 1), 1.)
+    sched = combine_scheds([warm, 1. - warm], [sched_lin(0., tc.lr), sched_cos(tc.lr, tc.min_lr)])
+    return lambda it: sched(min(it / max(tc.lr_decay_iters, 1), 1.))
+
+def make_optimizer(model, tc):
+    "AdamW with weight decay on matrices and embeddings, none on biases and norm gains."
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{'params': [p for p in params if p.dim() >= 2], 'weight_decay': tc.weight_decay},
+              {'params': [p for p in params if p.dim() < 2], 'weight_decay': 0.}]
+    return torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, tc.beta2))
+
+# nbs/16_gpt.ipynb, cell 55
+def _bar_is_on_console(bar): return isinstance(bar, ConsoleProgressBar) and printing()
+
+class GPTTrainer:
+    "Trains `model` on `splits['train']`; holds everything a run needs to go on exactly where it stopped."
+    def __init__(self, model, tc, splits, block_size, device=None):
+        self.model, self.tc, self.splits, self.block_size, self.device = model, tc, splits, block_size, device
+        self.opt, self.lr_at = make_optimizer(model, tc), lr_schedule(tc)
+        self.batches = torch.Generator().manual_seed(tc.seed)   # training batches; evaluation has its own
+        self.iter, self.train_time, self.history = 0, 0., []
+
+    def step(self):
+        "One iteration: set the learning rate, one batch forward and backward, clip, AdamW step."
+        for g in self.opt.param_groups: g['lr'] = self.lr_at(self.iter)
+        x, y = get_batch(self.splits['train'], self.tc.batch_size, self.block_size, self.batches, self.device)
+        _, loss = self.model(x, y)
+        loss.backward()
+        if self.tc.grad_clip: nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.iter += 1
+        return loss.item()
+
+    def evaluate(self):
+        "Estimate the loss of every split now and add a row to `history`."
+        losses = estimate_loss(self.model, self.splits, self.tc.batch_size, self.block_size, self.tc.eval_iters, device=self.device)
+        self.history.append({'iter': self.iter, 'time': self.train_time, **losses})
+        return losses
+
+    def fit(self, max_iters, on_eval=None, log=print, bar=True):
+        "Train until iteration `max_iters`, evaluating every `eval_interval` and at the end; `on_eval()` after each evaluation."
+        def evaluate(pb):
+            if self.history and self.history[-1]['iter'] == self.iter: return   # a resumed run: done already
+            losses = self.evaluate()
+            if log:
+                line = ', '.join(f'{k} loss {v:.4f}' for k, v in losses.items())
+                log(f"{chr(10) if _bar_is_on_console(pb) else ''}iter {self.iter:>6,}: {line} ({self.train_time:.0f} s)")
+            if on_eval: on_eval()
+        iters = range(self.iter, max_iters)
+        pb = progress_bar(iters) if bar else iters
+        for _ in pb:
+            if self.iter % self.tc.eval_interval == 0: evaluate(pb)
+            start = time.perf_counter()
+            loss = self.step()
+            self.train_time += time.perf_counter() - start
+            if bar: pb.comment = f'loss {loss:.4f}'
+        evaluate(pb)
+        return self
+
+    def state_dict(self):
+        "The run's state as tensors and plain data (`torch.load(weights_only=True)` reads it back)."
+        return {'model': self.model.state_dict(), 'optimizer': self.opt.state_dict(), 'iter': self.iter,
+                'train_time': self.train_time, 'history': self.history,
+                'rng': {'torch': torch.get_rng_state(), 'batches': self.batches.get_state()}}
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state['model'])
+        self.opt.load_state_dict(state['optimizer'])
+        self.iter, self.train_time, self.history = state['iter'], state['train_time'], list(state['history'])
+        torch.set_rng_state(state['rng']['torch'])     # dropout draws from the global generator
+        self.batches.set_state(state['rng']['batches'])
+
+# nbs/16_gpt.ipynb, cell 59
 CONFIGS = {   # name -> (model, training); vocab_size comes from the data
     'tiny': (GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1, fused=True),   # tests and smoke runs
              TrainConfig(batch_size=4, max_iters=20, lr=1e-3, min_lr=1e-4, warmup_iters=2, lr_decay_iters=20,
@@ -346,7 +356,7 @@ def flops_per_token(model):
     cfg = model.cfg
     return 6 * count_params(model, non_embedding=True) + 12 * cfg.n_layer * cfg.block_size * cfg.n_embd
 
-# nbs/16_gpt.ipynb, cell 50
+# nbs/16_gpt.ipynb, cell 96
 CHECKPOINT_FORMAT = 'dl-foundations/gpt16-checkpoint/1'
 CHECKPOINT_KEYS = ('format', 'config', 'model_config', 'train_config', 'vocab', 'data_sha256',
                    'model', 'optimizer', 'iter', 'train_time', 'history', 'rng')
@@ -476,7 +486,7 @@ def model_from_checkpoint(ckpt, path):
         raise InputError(f"{path}: the weights do not fit the checkpoint's own model config ({str(e).splitlines()[0][:120]})") from None
     return model.eval()
 
-# nbs/16_gpt.ipynb, cell 51
+# nbs/16_gpt.ipynb, cell 97
 class TrainingInterrupted(KeyboardInterrupt):
     "Ctrl-C during `train_gpt`; the message says which iteration the checkpoint holds."
 
@@ -551,18 +561,21 @@ def _train_locked(data, out, config, max_iters, resume, log, train_overrides):
         held = f"{out} holds iteration {saved:,} (resume with --resume)" if saved is not None else f"nothing was written to {out}"
         raise TrainingInterrupted(f"interrupted at iteration {trainer.iter:,}; {held}") from None
 
-def sample_text(ckpt='ckpt.pt', prompt='\n', n=500, seed=0):
+def sample_text(ckpt='ckpt.pt', prompt='\n', n=500, seed=0, temperature=1., top_k=None):
     "The prompt and `n` characters sampled after it by the model of checkpoint `ckpt`, with generator seed `seed`."
     check_value('--n', n, _whole(0, 10 ** 6)); check_value('--seed', seed, _SEED)
+    check_value('--temperature', temperature, _POSITIVE)
+    if top_k is not None: check_value('--top_k', top_k, _whole(1))
     state = load_checkpoint(ckpt)
     model, tok = model_from_checkpoint(state, ckpt), CharTokenizer(state['vocab'])
     prompt = str(prompt)
     if not prompt: raise InputError("--prompt is empty: give at least one character to start from (a newline, say)")
     try: idx = torch.tensor([tok.encode(prompt)])
     except InputError as e: raise InputError(f"--prompt={prompt!r}: {e}") from None
-    return tok.decode(generate_tokens(model, idx, n, model.cfg.block_size, torch.Generator().manual_seed(seed))[0])
+    return tok.decode(generate_tokens(model, idx, n, model.cfg.block_size, torch.Generator().manual_seed(seed),
+                                      temperature, top_k)[0])
 
-# nbs/16_gpt.ipynb, cell 60
+# nbs/16_gpt.ipynb, cell 98
 def _summary(fn): return (fn.__doc__ or '').strip().split('\n')[0]
 
 def _commands_usage(commands, prog):
@@ -622,9 +635,11 @@ def train(data: str = 'shakespeare',  # `shakespeare` (Tiny Shakespeare) or the 
 def sample(ckpt: str = 'ckpt.pt',  # a checkpoint written by train
            prompt: str = '\n',     # the text to start from, taken as typed; every character must be in the checkpoint's vocabulary
            n: int = 500,           # the number of characters to sample after the prompt
-           seed: int = 0):         # the random generator's seed: the same seed, the same text
+           seed: int = 0,          # the random generator's seed: the same seed, the same text
+           temperature: float = 1.,  # divides the logits: below 1 safer, more repetitive text; above 1 wilder text
+           top_k: int = None):     # draw only from the top_k likeliest characters at each step (default: from all)
     "Print --prompt and --n characters sampled after it from the model in --ckpt."
-    print(sample_text(ckpt, prompt, n, seed))
+    print(sample_text(ckpt, prompt, n, seed, temperature, top_k))
 
 def main(argv=None):
     "`python -m exp.nb_16 train ...` and `python -m exp.nb_16 sample ...`; bad input ends with its message, status 1; Ctrl-C, 130."

@@ -1,5 +1,5 @@
 "Fast checks of exp.nb_16, the GPT: tokenizer, batches, attention against PyTorch's, the model against torch's transformer."
-import math
+import math, re
 from dataclasses import replace
 
 import pytest, torch
@@ -181,6 +181,57 @@ def test_generation_crops_the_context_to_block_size():
             idx = torch.cat([idx, torch.multinomial(probs, 1, generator=g)], 1)
     assert torch.equal(idx, out)
     assert gpt.training   # generation put the model back in training mode
+
+
+def test_generation_with_temperature_and_top_k_draws_from_the_reshaped_distribution():
+    "The same tokens as drawn by hand from softmax(logits / temperature), all but the top_k set to -inf."
+    torch.manual_seed(0)
+    gpt = perturbed(GPT(TINY), scale=0.5)
+    start = torch.randint(11, (2, 3))
+    for temperature, top_k in [(0.5, None), (2.0, None), (1.0, 3), (0.7, 1), (1.3, 10), (1, 50)]:
+        out = generate_tokens(gpt, start, 15, TINY.block_size, torch.Generator().manual_seed(5), temperature, top_k)
+        g, idx = torch.Generator().manual_seed(5), start
+        with torch.no_grad():
+            for _ in range(15):
+                logits = gpt(idx[:, -12:])[0][:, -1] / temperature
+                if top_k is not None:
+                    keep = logits.topk(min(top_k, 11), -1).indices
+                    logits = torch.full_like(logits, float('-inf')).scatter(-1, keep, logits.gather(-1, keep))
+                idx = torch.cat([idx, torch.multinomial(logits.softmax(-1), 1, generator=g)], 1)
+        assert torch.equal(out, idx), (temperature, top_k)
+
+
+def test_generation_defaults_are_plain_sampling_and_top_1_is_greedy():
+    torch.manual_seed(1)
+    gpt = perturbed(GPT(TINY), scale=0.5)
+    start = torch.randint(11, (3, 2))
+    plain = generate_tokens(gpt, start, 20, 12, torch.Generator().manual_seed(0))
+    for same in (dict(temperature=1.), dict(temperature=1), dict(top_k=11), dict(top_k=1000), dict(temperature=1., top_k=None)):
+        assert torch.equal(generate_tokens(gpt, start, 20, 12, torch.Generator().manual_seed(0), **same), plain), same
+    assert not torch.equal(generate_tokens(gpt, start, 20, 12, torch.Generator().manual_seed(0), temperature=1.5), plain)
+    greedy = [generate_tokens(gpt, start, 20, 12, torch.Generator().manual_seed(s), top_k=1) for s in (0, 1, 2)]
+    assert torch.equal(greedy[0], greedy[1]) and torch.equal(greedy[0], greedy[2])
+    idx = start
+    with torch.no_grad():
+        for _ in range(20): idx = torch.cat([idx, gpt(idx[:, -12:])[0][:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(greedy[0], idx)
+
+
+@pytest.mark.parametrize('knobs, message', [
+    (dict(temperature=0.), 'temperature must be a finite number > 0, not 0.0'),
+    (dict(temperature=-1), 'temperature must be a finite number > 0, not -1'),
+    (dict(temperature=float('nan')), 'not nan'),
+    (dict(temperature=float('inf')), 'not inf'),
+    (dict(temperature=True), 'not True'),
+    (dict(temperature='1'), "not '1'"),
+    (dict(top_k=0), 'top_k must be None or a whole number >= 1, not 0'),
+    (dict(top_k=2.5), 'not 2.5'),
+    (dict(top_k=True), 'not True'),
+])
+def test_generation_refuses_bad_knobs(knobs, message):
+    gpt = GPT(TINY)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        generate_tokens(gpt, torch.zeros(1, 1, dtype=torch.long), 3, 12, **knobs)
 
 
 # ---- training pieces

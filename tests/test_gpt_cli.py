@@ -67,6 +67,19 @@ def test_sample_prints_the_prompt_and_n_characters_repeatably(trained, capsys):
     assert capsys.readouterr().out != first
 
 
+def test_sample_with_temperature_and_top_k(trained, capsys):
+    "The knobs reach the sampler: seeded runs repeat, top_k=1 ignores the seed, and the text stays in the vocabulary."
+    texts = {}
+    for args in (('--seed=3',), ('--seed=3', '--temperature=0.5'), ('--seed=3', '--temperature=0.5', '--top_k=3'),
+                 ('--seed=1', '--top_k=1'), ('--seed=2', '--top_k=1')):
+        assert cli('sample', f'--ckpt={trained}', '--prompt=Shall', '--n=60', *args) is None
+        texts[args] = capsys.readouterr().out
+        assert texts[args].startswith('Shall') and len(texts[args]) == 5 + 60 + 1 and set(texts[args][:-1]) <= set(VERSE)
+    assert texts[('--seed=3',)] != texts[('--seed=3', '--temperature=0.5')] != texts[('--seed=3', '--temperature=0.5', '--top_k=3')]
+    assert texts[('--seed=1', '--top_k=1')] == texts[('--seed=2', '--top_k=1')]   # greedy: always the likeliest
+    assert texts[('--seed=3', '--temperature=0.5')] == sample_text(trained, 'Shall', 60, 3, temperature=0.5) + '\n'
+
+
 def test_the_module_runs_as_a_program(trained):
     "The real entry point: `python -m exp.nb_16`, its output and its exit status for a bad prompt."
     run = lambda *a: subprocess.run([sys.executable, '-m', 'exp.nb_16', *a], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -257,6 +270,12 @@ def no_sampling(monkeypatch):
     (('--seed=-1',), 1, 'error: --seed must be a whole number from 0 to 18,446,744,073,709,551,615, not -1'),
     (('--n=ten',), 2, "error: argument --n: invalid int value: 'ten'"),
     (('--seed=1.5',), 2, "error: argument --seed: invalid int value: '1.5'"),
+    (('--temperature=0',), 1, 'error: --temperature must be a finite number > 0, not 0.0'),
+    (('--temperature=-0.5',), 1, 'error: --temperature must be a finite number > 0, not -0.5'),
+    (('--temperature=nan',), 1, 'error: --temperature must be a finite number > 0, not nan'),
+    (('--top_k=0',), 1, 'error: --top_k must be a whole number from 1 to 1,000,000,000, not 0'),
+    (('--temperature=hot',), 2, "error: argument --temperature: invalid float value: 'hot'"),
+    (('--top_k=2.5',), 2, "error: argument --top_k: invalid int value: '2.5'"),
 ])
 def test_bad_sample_arguments_are_refused(tmp_path, trained, capsys, no_sampling, args, status, message):
     before = folder_state(tmp_path)
@@ -325,7 +344,7 @@ def test_a_misspelt_or_abbreviated_flag_is_refused_before_any_work(tmp_path, tex
                                             "the flags of train are --data, --out, --config, --max_iters, --resume")
     status, _, err = exit_of(capsys, 'sample', '--ckpt=x.pt', '--sed=3')
     assert status == 2 and err.strip().splitlines()[-1].endswith("unknown flag --sed (did you mean --seed?); "
-                                                                  "the flags of sample are --ckpt, --prompt, --n, --seed")
+                                                                  "the flags of sample are --ckpt, --prompt, --n, --seed, --temperature, --top_k")
     for hidden in ('--pdb', '--xtra=1'):   # fastcore's own hidden flags are not ours
         status, _, err = exit_of(capsys, 'train', f'--data={text_file}', '--config=tiny', hidden)
         assert status == 2 and f"unknown flag {hidden.split('=')[0]}" in err
@@ -352,7 +371,8 @@ def test_commands_and_help(capsys):
     assert 'UTF-8 text file' in out and 'iteration to stop at' in out and 'continue the run' in out
     assert '--pdb' not in out and '--xtra' not in out
     status, out, err = exit_of(capsys, 'sample', '--help')
-    assert status == 0 and all(f in out for f in ('--ckpt', '--prompt', '--n', '--seed'))
+    assert status == 0 and all(f in out for f in ('--ckpt', '--prompt', '--n', '--seed', '--temperature', '--top_k'))
+    assert 'divides the logits' in out and 'likeliest characters' in out
     assert 'characters to sample' in out and "random generator's seed" in out
 
 
@@ -363,7 +383,9 @@ def test_values_reach_the_code_as_typed(capsys, monkeypatch):
     monkeypatch.setattr(gpt16, 'train_gpt', lambda *a, **k: calls.append(a))
     exit_of(capsys, 'sample', '--ckpt=0x10', '--prompt=1.50', '--n=7')
     exit_of(capsys, 'train', '--data=0x10', '--out=run,1', '--max_iters=5')
-    assert calls == [('0x10', '1.50', 7, 0), ('0x10', 'run,1', None, 5, False)]
+    assert calls[0] == ('0x10', '1.50', 7, 0, 1., None)
+    exit_of(capsys, 'sample', '--temperature=2', '--top_k=3')
+    assert calls[1:] == [('0x10', 'run,1', None, 5, False), ('ckpt.pt', '\n', 500, 0, 2., 3)]
 
 
 def test_command_line_runs_any_annotated_functions(capsys):
