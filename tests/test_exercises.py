@@ -75,9 +75,8 @@ def test_each_starter_has_its_check_line_under_it_a_solution_and_a_check(path):
     assert any(c.cell_type == 'markdown' and c.source.startswith('## Exercise') for c in nb.cells), f"{path.name}: no Exercises section"
 
 
-def test_every_notebook_but_16a_has_its_exercises():   # issue 21 has not reached 16a yet
-    every = {p.stem for p in numbered_notebooks(ROOT / 'nbs')}
-    assert {p.stem for p in NOTEBOOKS} == every - {'16a_gpt_own_autograd'}
+def test_every_notebook_has_its_exercises():
+    assert {p.stem for p in NOTEBOOKS} == {p.stem for p in numbered_notebooks(ROOT / 'nbs')}
     assert len([id for id in CHECKS if id.startswith('14.')]) >= 6 and len([id for id in CHECKS if id.startswith('11.')]) >= 4
 
 

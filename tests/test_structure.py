@@ -104,7 +104,6 @@ def test_set_seed_makes_every_generator_repeat():
 # exercises and the next notebook ----
 
 NOTEBOOKS = numbered_notebooks(ROOT / 'nbs')
-NOT_YET_CLOSED = {'16a_gpt_own_autograd'}   # issue 21 has not reworked 16a yet
 
 
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.stem)
@@ -115,7 +114,7 @@ def test_every_notebook_links_the_rules_table_from_its_opening(path):
     assert (ROOT / 'nbs' / 'RULES.md').exists()
 
 
-@pytest.mark.parametrize('path', [p for p in NOTEBOOKS if p.stem not in NOT_YET_CLOSED], ids=lambda p: p.stem)
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.stem)
 def test_a_lesson_ends_with_what_was_built_its_exercises_and_the_next_notebook(path):
     import nbformat
     markdown = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == 'markdown']
