@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Notebook 19's CPU speedrun: the cost of a training step of each change of the modern recipe, against notebook 16's
+`cpu` configuration, measured in one run; and, with --train, whole trainings side by side.
+
+    .venv/bin/python benchmarks/bench_speedrun.py [--rounds 5] [--number 10] [--only name,name]
+    .venv/bin/python benchmarks/bench_speedrun.py --train speedrun [--max_iters N]   # cpu, then speedrun, in full
+
+Step times: every variant trains on Tiny Shakespeare with its own trainer (16's `GPTTrainer` for the baseline,
+19's `ModernTrainer` for the rest: forward, backward, clipping, optimizer step, the schedule), the variants taking
+turns in `rounds` rounds of `number` steps (nb_00's `time_rounds`); the table gives each variant's median step
+time and the median over rounds of its ratio to 16's cpu step. The ratio is what a row of the notebook's ablation
+needs: at 16's training time (7,500 cpu iterations), a variant of ratio r gets 7,500 / r iterations.
+
+--train NAME: trains 16's cpu configuration and then 19's configuration NAME, each in full (or to --max_iters),
+and prints the validation loss of each and the ratio of their training times (the bar: at most 1.0).
+"""
+import statistics, sys, time
+from dataclasses import replace
+from pathlib import Path
+
+import fire
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from exp.nb_00 import THREADS, median_ratio, time_rounds   # nb_00 first: it sets the threads
+import torch
+from exp.nb_16 import CONFIGS as CONFIGS16, GPT, CharTokenizer, GPTTrainer, count_params, load_text, split_data
+from exp.nb_19 import MODERN_CONFIGS, MODERN, ModernGPT, ModernTrainer, as_modern
+
+# name -> changes to 16's cpu configuration (model and training fields); each is one row of the notebook's ablation
+VARIANTS = {
+    '16 cpu (ModernGPT, all flags at 16)': {},
+    'RMSNorm': dict(norm='rms'),
+    'RoPE (no position table)': dict(pos='rope'),
+    'RoPE + QK-norm': dict(pos='rope', qk_norm=True),
+    'ReLU^2': dict(mlp='relu2'),
+    'SwiGLU, hidden 341 (8/3 n_embd)': dict(mlp='swiglu'),
+    'SwiGLU, hidden 352': dict(mlp='swiglu', mlp_hidden=352),
+    'SwiGLU, hidden 320': dict(mlp='swiglu', mlp_hidden=320),
+    'no biases': dict(bias=False),
+    'tied embeddings': dict(tie_embeddings=True),
+    'logit soft-cap 15': dict(softcap=15.),
+    'Muon (NS5) + AdamW': dict(optimizer='muon'),
+    'modern model (RMS, RoPE, QK-norm, ReLU^2, no bias)': MODERN,
+    'speedrun (MODERN_CONFIGS)': None,
+}
+
+
+def shakespeare_splits():
+    text, _ = load_text('shakespeare')
+    tok = CharTokenizer(text)
+    return tok, dict(zip(('train', 'val'), split_data(torch.tensor(tok.encode(text)))))
+
+
+def trainer_for(name, changes, vocab_size, splits, config='speedrun'):
+    "A fresh trainer: 16's own GPT and trainer (name None), 19's cpu configuration with `changes`, or (changes None) 19's `config`."
+    cfg16, tc16 = CONFIGS16['cpu']
+    if name is None:
+        torch.manual_seed(tc16.seed)
+        return GPTTrainer(GPT(replace(cfg16, vocab_size=vocab_size)), tc16, splits, cfg16.block_size)
+    cfg, tc = MODERN_CONFIGS[config] if changes is None else as_modern(cfg16, tc16, **changes)
+    cfg = replace(cfg, vocab_size=vocab_size)
+    torch.manual_seed(tc.seed)
+    return ModernTrainer(ModernGPT(cfg), tc, splits, cfg.block_size)
+
+
+def step_times(rounds=5, number=10, only=None):
+    tok, splits = shakespeare_splits()
+    variants = {k: v for k, v in VARIANTS.items() if only is None or any(o in k for o in str(only).split(','))}
+    trainers = {'16 cpu (GPT of 16)': trainer_for(None, None, len(tok), splits)} | \
+               {k: trainer_for(k, v, len(tok), splits) for k, v in variants.items()}
+    times = time_rounds({k: t.step for k, t in trainers.items()}, rounds=rounds, number=number, warmup=3)
+    base = '16 cpu (GPT of 16)'
+    print(f"torch {torch.__version__}, {THREADS} thread(s); 16's cpu configuration (batch 12 x block 64) and each change; "
+          f"{rounds} rounds of {number} training steps, the variants taking turns\n")
+    print("| variant | parameters | ms per step | ratio to 16's cpu step | iterations in 16's 7,500-step time |")
+    print('|---|---:|---:|---:|---:|')
+    for k, t in trainers.items():
+        r = median_ratio(times, k, base)
+        print(f"| {k} | {count_params(t.model):,} | {1e3 * statistics.median(times[k]):.1f} | {r:.3f} | {7500 / r:,.0f} |")
+
+
+def train_side_by_side(config='speedrun', max_iters=None):
+    "16's cpu configuration, then 19's `config`, each trained in full; their val losses and the ratio of training times."
+    if config not in MODERN_CONFIGS: raise SystemExit(f"--train: the configurations are {', '.join(MODERN_CONFIGS)}")
+    tok, splits = shakespeare_splits()
+    rows = []
+    for label, trainer in (("16's cpu", trainer_for(None, None, len(tok), splits)),
+                           (f"19's {config}", trainer_for(config, None, len(tok), splits, config))):
+        n = trainer.tc.max_iters if max_iters is None else max_iters
+        start = time.perf_counter()
+        trainer.fit(n, log=None, bar=False)
+        final = trainer.history[-1]
+        rows.append((label, n, final['val'], final['time'], time.perf_counter() - start))
+        print(f"{label}: {n:,} iterations, val {final['val']:.4f}, {final['time']:.0f} s of training", flush=True)
+    print("\n| configuration | iterations | val loss | bits per character | training time (s) |")
+    print('|---|---:|---:|---:|---:|')
+    for label, n, val, t, _ in rows:
+        print(f"| {label} | {n:,} | {val:.4f} | {val / 0.6931471805599453:.3f} | {t:.0f} |")
+    print(f"\ntraining-time ratio {rows[1][0]} / {rows[0][0]}: {rows[1][3] / rows[0][3]:.3f} (the bar: at most 1.0)")
+
+
+def main(rounds: int = 5, number: int = 10, only: str = None, train: str = None, max_iters: int = None):
+    if train: train_side_by_side(train, max_iters)
+    else: step_times(rounds, number, only)
+
+
+if __name__ == '__main__':
+    fire.Fire(main)
