@@ -4,6 +4,7 @@
 
     .venv/bin/python benchmarks/bench_speedrun.py [--rounds 5] [--number 10] [--only name,name]
     .venv/bin/python benchmarks/bench_speedrun.py --train speedrun [--max_iters N]   # cpu, then speedrun, in full
+    .venv/bin/python benchmarks/bench_speedrun.py --train speedrun --alone [--changes "{'ns_steps': 3}"] [--ratio R]
 
 Step times: every variant trains on Tiny Shakespeare with its own trainer (16's `GPTTrainer` for the baseline,
 19's `ModernTrainer` for the rest: forward, backward, clipping, optimizer step, the schedule), the variants taking
@@ -13,6 +14,10 @@ needs: at 16's training time (7,500 cpu iterations), a variant of ratio r gets 7
 
 --train NAME: trains 16's cpu configuration and then 19's configuration NAME, each in full (or to --max_iters),
 and prints the validation loss of each and the ratio of their training times (the bar: at most 1.0).
+
+--train NAME --alone: 19's configuration NAME with --changes (a dict of fields) only: its step-time ratio to 16's
+cpu step (measured first, in 3 rounds of 10 steps, unless --ratio is given), then a training of 7,500 / ratio
+iterations (or --max_iters) with the schedule fitted to that length; prints every evaluation and a RESULT line.
 """
 import statistics, sys, time
 from dataclasses import replace
@@ -23,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from exp.nb_00 import THREADS, median_ratio, time_rounds   # nb_00 first: it sets the threads
 import torch
 from exp.nb_16 import CONFIGS as CONFIGS16, GPT, CharTokenizer, GPTTrainer, count_params, load_text, split_data
-from exp.nb_19 import MODERN_CONFIGS, MODERN, ModernGPT, ModernTrainer, as_modern
+from exp.nb_19 import MODERN_CONFIGS, MODERN, ModernGPT, ModernTrainer, as_modern, wsd_schedule
+from exp.nb_16 import lr_schedule
 
 # name -> changes to 16's cpu configuration (model and training fields); each is one row of the notebook's ablation
 VARIANTS = {
@@ -98,8 +104,36 @@ def train_side_by_side(config='speedrun', max_iters=None):
     print(f"\ntraining-time ratio {rows[1][0]} / {rows[0][0]}: {rows[1][3] / rows[0][3]:.3f} (the bar: at most 1.0)")
 
 
-def main(rounds: int = 5, number: int = 10, only: str = None, train: str = None, max_iters: int = None):
-    if train: train_side_by_side(train, max_iters)
+def train_one(config='speedrun', changes=None, max_iters=None, ratio=None, rounds=3, number=10):
+    "19's `config` with `changes` alone: its step-time ratio to 16's cpu step (measured now unless given), then a training of 7,500 / ratio iterations."
+    tok, splits = shakespeare_splits()
+    cfg, tc = MODERN_CONFIGS[config]
+    cfg, tc = as_modern(cfg, tc, **(changes or {}))
+    cfg = replace(cfg, vocab_size=len(tok))
+    def fresh():
+        torch.manual_seed(tc.seed)
+        return ModernTrainer(ModernGPT(cfg), tc, splits, cfg.block_size)
+    if max_iters is None:
+        if ratio is None:
+            times = time_rounds({'16': trainer_for(None, None, len(tok), splits).step, 'this': fresh().step},
+                                rounds=rounds, number=number, warmup=3)
+            ratio = median_ratio(times, 'this', '16')
+        max_iters = int(7500 / ratio)
+    print(f"{config} with {changes}: ratio {ratio}, {max_iters:,} iterations, {count_params(fresh().model):,} parameters", flush=True)
+    trainer = fresh()
+    trainer.tc = replace(trainer.tc, lr_decay_iters=max_iters) if tc.lr_decay_iters == tc.max_iters else trainer.tc
+    trainer.lr_at = wsd_schedule(trainer.tc) if trainer.tc.schedule == 'wsd' else lr_schedule(trainer.tc)
+    start, cpu = time.perf_counter(), time.process_time()
+    trainer.fit(max_iters, log=print, bar=False)
+    final = trainer.history[-1]
+    print(f"RESULT {config} {changes}: ratio {ratio}, {max_iters} its, val {final['val']:.4f}, train {final['train']:.4f}, "
+          f"training time {final['time']:.0f} s, wall {time.perf_counter() - start:.0f} s, cpu {time.process_time() - cpu:.0f} s", flush=True)
+
+
+def main(rounds: int = 5, number: int = 10, only: str = None, train: str = None, max_iters: int = None,
+         alone: bool = False, changes: dict = None, ratio: float = None):
+    if train and alone: train_one(train, changes, max_iters, ratio)
+    elif train: train_side_by_side(train, max_iters)
     else: step_times(rounds, number, only)
 
 

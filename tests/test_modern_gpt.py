@@ -81,6 +81,16 @@ def test_rope_at_position_zero_is_the_identity_and_keeps_lengths():
     torch.testing.assert_close(apply_rope(x, cos, sin).norm(dim=-1), x.norm(dim=-1), **TOL)
 
 
+def test_the_models_rope_table_is_rope_angles_in_its_dtype_past_the_block_too():
+    model = ModernGPT(replace(SMALL, pos='rope'))
+    for start, T in ((0, 12), (3, 5), (10, 7)):   # the last runs past block_size 12: computed, not sliced
+        got, want = model.rope(start, T), rope_angles(8, torch.arange(start, start + T))
+        for g, w in zip(got, want): assert g.dtype == torch.float32 and torch.equal(g, w.float())
+    assert 'rope' not in ''.join(model.state_dict())   # a cache, not a weight
+    model.double()                                      # the table follows the model's dtype
+    for g, w in zip(model.rope(2, 4), rope_angles(8, torch.arange(2, 6))): assert g.dtype == torch.float64 and torch.equal(g, w)
+
+
 @pytest.mark.parametrize('shift', [1, 37, 1000])
 def test_rope_scores_depend_on_relative_positions_only(shift):
     g = torch.Generator().manual_seed(3)
