@@ -29,10 +29,12 @@ def readme_problems(nbs_dir, readme):
         record = nbformat.read(path, as_version=4).metadata.get('course') or {}
         row = next((line for line in lines if line.startswith(f'| {path.stem} |')), None)
         for headline in record.get('headlines', []):
+            quoted = headline['result'].replace('|', r'\|')   # a bare pipe would end the table cell
             if row is None:
                 problems.append(f"{readme.name}: no notebook-map row `| {path.stem} |` for the headline {headline['result']!r}")
-            elif headline['result'] not in row:
-                problems.append(f"{readme.name}, row {path.stem}: does not quote the headline result {headline['result']!r} "
+            elif quoted not in row:
+                escaped = ', its pipes written \\|,' if quoted != headline['result'] else ''
+                problems.append(f"{readme.name}, row {path.stem}: does not quote the headline result {headline['result']!r}{escaped} "
                                 f"that nbs/{path.name} recorded")
     return problems
 
@@ -114,6 +116,19 @@ def test_a_readme_that_drifted_from_the_record_fails(saved_course):
     readme.write_text('| notebook | result |\n|---|---|\n| 02_user | 97.5% accuracy |\n')
     assert readme_problems(saved_course / 'nbs', readme) == [
         "README.md: no notebook-map row `| 02_use |` for the headline '97.5% accuracy'"]
+
+
+def test_a_headline_with_a_pipe_is_quoted_escaped_so_the_table_row_stays_whole(saved_course):
+    nb_path = saved_course / 'nbs/02_use.ipynb'
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.metadata['course']['headlines'] = [{'result': 'max |diff| 1e-3', 'ok': True, 'bar': 'below 1e-2'}]
+    nbformat.write(nb, nb_path)
+    readme = saved_course / 'README.md'
+    readme.write_text('| notebook | result |\n|---|---|\n| 02_use | **max |diff| 1e-3** |\n')
+    assert readme_problems(saved_course / 'nbs', readme) == [
+        "README.md, row 02_use: does not quote the headline result 'max |diff| 1e-3', its pipes written \\|, that nbs/02_use.ipynb recorded"]
+    readme.write_text('| notebook | result |\n|---|---|\n| 02_use | **max \\|diff\\| 1e-3** |\n')
+    assert readme_problems(saved_course / 'nbs', readme) == []
 
 
 def test_digest_follows_every_import_spelling(course):
