@@ -12,8 +12,9 @@ turns in `rounds` rounds of `number` steps (nb_00's `time_rounds`); the table gi
 time and the median over rounds of its ratio to 16's cpu step. The ratio is what a row of the notebook's ablation
 needs: at 16's training time (7,500 cpu iterations), a variant of ratio r gets 7,500 / r iterations.
 
---train NAME: trains 16's cpu configuration and then 19's configuration NAME, each in full (or to --max_iters),
-and prints the validation loss of each and the ratio of their training times (the bar: at most 1.0).
+--train NAME: trains 16's cpu configuration and 19's configuration NAME, each in full (or to --max_iters), taking
+turns, a fifteenth of each at a time, so that a change in the machine's load falls on both alike; prints the
+validation loss of each and the ratio of their training times (the bar: at most 1.0).
 
 --train NAME --alone: 19's configuration NAME with --changes (a dict of fields) only: its step-time ratio to 16's
 cpu step (measured first, in 3 rounds of 10 steps, unless --ratio is given), then a training of 7,500 / ratio
@@ -84,24 +85,24 @@ def step_times(rounds=5, number=10, only=None):
         print(f"| {k} | {count_params(t.model):,} | {1e3 * statistics.median(times[k]):.1f} | {r:.3f} | {7500 / r:,.0f} |")
 
 
-def train_side_by_side(config='speedrun', max_iters=None):
-    "16's cpu configuration, then 19's `config`, each trained in full; their val losses and the ratio of training times."
+def train_side_by_side(config='speedrun', max_iters=None, chunks=15):
+    "16's cpu configuration and 19's `config`, each trained in full, taking turns; their val losses and the ratio of training times."
     if config not in MODERN_CONFIGS: raise SystemExit(f"--train: the configurations are {', '.join(MODERN_CONFIGS)}")
     tok, splits = shakespeare_splits()
-    rows = []
-    for label, trainer in (("16's cpu", trainer_for(None, None, len(tok), splits)),
-                           (f"19's {config}", trainer_for(config, None, len(tok), splits, config))):
-        n = trainer.tc.max_iters if max_iters is None else max_iters
-        start = time.perf_counter()
-        trainer.fit(n, log=None, bar=False)
-        final = trainer.history[-1]
-        rows.append((label, n, final['val'], final['time'], time.perf_counter() - start))
-        print(f"{label}: {n:,} iterations, val {final['val']:.4f}, {final['time']:.0f} s of training", flush=True)
+    runs = [("16's cpu", trainer_for(None, None, len(tok), splits)),
+            (f"19's {config}", trainer_for(config, None, len(tok), splits, config))]
+    lengths = [t.tc.max_iters if max_iters is None else max_iters for _, t in runs]
+    # in turns of 1/chunks of each run, so that a change in the machine's load falls on both alike; each trainer draws
+    # its batches from its own generator and neither uses dropout, so the turns change no number of either run
+    for k in range(1, chunks + 1):
+        for (label, trainer), n in zip(runs, lengths): trainer.fit(round(n * k / chunks), log=None, bar=False)
+        print(f"turn {k}/{chunks}: " + ', '.join(f"{label} {t.train_time:.0f} s" for label, t in runs), flush=True)
     print("\n| configuration | iterations | val loss | bits per character | training time (s) |")
     print('|---|---:|---:|---:|---:|')
-    for label, n, val, t, _ in rows:
-        print(f"| {label} | {n:,} | {val:.4f} | {val / 0.6931471805599453:.3f} | {t:.0f} |")
-    print(f"\ntraining-time ratio {rows[1][0]} / {rows[0][0]}: {rows[1][3] / rows[0][3]:.3f} (the bar: at most 1.0)")
+    for (label, trainer), n in zip(runs, lengths):
+        val = trainer.history[-1]['val']
+        print(f"| {label} | {n:,} | {val:.4f} | {val / 0.6931471805599453:.3f} | {trainer.train_time:.0f} |")
+    print(f"\ntraining-time ratio {runs[1][0]} / {runs[0][0]}: {runs[1][1].train_time / runs[0][1].train_time:.3f} (the bar: at most 1.0)")
 
 
 def train_one(config='speedrun', changes=None, max_iters=None, ratio=None, rounds=3, number=10):

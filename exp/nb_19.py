@@ -280,6 +280,7 @@ class ModernTrainConfig(TrainConfig):
     optimizer: str = 'adamw'      # 'adamw' (16's) or 'muon' (Muon for the blocks' matrices, AdamW for the rest)
     muon_lr: float = 0.02
     muon_momentum: float = 0.95
+    muon_weight_decay: float = 0.  # decoupled, as AdamW's: each step shrinks the matrices by muon_lr * this
     ns_steps: int = 5
     schedule: str = 'cosine'      # 'cosine' (16's) or 'wsd' (warmup, stable, linear decay)
     cooldown_frac: float = 0.     # wsd: the last fraction of lr_decay_iters, decaying to min_lr
@@ -287,7 +288,7 @@ class ModernTrainConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         check_fields(self, dict(optimizer=_ONE_OF('adamw', 'muon'), muon_lr=_POSITIVE, muon_momentum=_FRACTION,
-                                ns_steps=_whole(1, 100), schedule=_ONE_OF('cosine', 'wsd'),
+                                muon_weight_decay=_NON_NEGATIVE, ns_steps=_whole(1, 100), schedule=_ONE_OF('cosine', 'wsd'),
                                 cooldown_frac=(lambda v: _NON_NEGATIVE[0](v) and v <= 1, 'a number from 0 to 1')))
 
 def make_modern_optimizer(model, tc):
@@ -298,7 +299,8 @@ def make_modern_optimizer(model, tc):
     rest = [p for p in model.parameters() if id(p) not in mine and p.requires_grad]
     adamw = torch.optim.AdamW([{'params': [p for p in rest if p.dim() >= 2], 'weight_decay': tc.weight_decay},
                                {'params': [p for p in rest if p.dim() < 2], 'weight_decay': 0.}], lr=tc.lr, betas=(0.9, tc.beta2))
-    muon = Muon(matrices, lr=tc.muon_lr, momentum=tc.muon_momentum, ns_steps=tc.ns_steps)
+    muon = Muon(matrices, lr=tc.muon_lr, momentum=tc.muon_momentum, ns_steps=tc.ns_steps,
+                weight_decay=tc.muon_weight_decay)
     for g in muon.param_groups: g['lr_scale'] = tc.muon_lr / tc.lr   # the schedule's shape, at Muon's own rate
     return Optimizers(adamw, muon)
 
@@ -341,7 +343,7 @@ MODERN_CONFIGS = {   # name -> (model, training); vocab_size comes from the data
     'speedrun': as_modern(*GPT16_CONFIGS['cpu'], **SPEEDRUN),        # the record (see the leaderboard)
 }
 
-# nbs/19_modern_gpt.ipynb, cell 54
+# nbs/19_modern_gpt.ipynb, cell 55
 class CachedLM(nn.Module):
     "`model` as 16's `generate_tokens` calls it, one window at a time, computing only the tokens it has not seen."
     def __init__(self, model):
@@ -367,7 +369,7 @@ def generate_cached(model, idx, max_new_tokens, block_size, generator=None, temp
     "16's `generate_tokens` (the same draws, temperature, top-k) through a key/value cache."
     return generate_tokens(CachedLM(model), idx, max_new_tokens, block_size, generator, temperature, top_k)
 
-# nbs/19_modern_gpt.ipynb, cell 77
+# nbs/19_modern_gpt.ipynb, cell 78
 MODERN_CHECKPOINT_FORMAT = 'dl-foundations/gpt19-checkpoint/1'
 
 def _bound_to(module, names, **family):

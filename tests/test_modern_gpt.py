@@ -191,6 +191,9 @@ def test_the_split_gives_muon_the_blocks_matrices_and_adamw_the_rest_once():
     assert len(in_muon) + len(in_adamw) == len(list(model.parameters()))   # tied: the one table once
     assert muon.param_groups[0]['lr_scale'] == tc.muon_lr / tc.lr and 'lr_scale' not in adamw.param_groups[0]
     assert make_modern_optimizer(model, replace(tc, optimizer='adamw')).__class__ is torch.optim.AdamW
+    assert muon.param_groups[0]['weight_decay'] == tc.muon_weight_decay
+    decayed = make_modern_optimizer(model, replace(tc, muon_weight_decay=0.01)).opts[1]
+    assert decayed.param_groups[0]['weight_decay'] == 0.01
 
 
 def test_optimizers_state_round_trips_so_two_runs_continue_alike():
@@ -292,6 +295,7 @@ def test_bad_training_settings_are_refused():
     with pytest.raises(InputError, match='optimizer must be'): ModernTrainConfig(optimizer='sgd')
     with pytest.raises(InputError, match='cooldown_frac must be'): ModernTrainConfig(cooldown_frac=1.5)
     with pytest.raises(InputError, match='muon_momentum must be'): ModernTrainConfig(muon_momentum=1.)
+    with pytest.raises(InputError, match='muon_weight_decay must be'): ModernTrainConfig(muon_weight_decay=-0.1)
 
 
 # ---- the key/value cache
@@ -419,6 +423,13 @@ def test_the_command_line_refuses_bad_input_and_16s_checkpoints(tmp_path, text_f
     assert 'not a checkpoint of this course' in cli('sample', f'--ckpt={old}')
     assert cli('resume', f'--data={text_file}', f'--out={tmp_path / "none.pt"}').startswith('error: ')
     assert not (tmp_path / 'x.pt').exists() and not (tmp_path / 'none.pt').exists()
+
+
+def test_the_command_line_is_strict_a_misspelt_flag_is_refused_before_any_work(tmp_path, text_file, capsys):
+    for bad in ('--max_iter=5', '--max=5', '--pdb'):   # misspelt, abbreviated, fastcore's hidden flag
+        assert cli('train', f'--data={text_file}', f'--out={tmp_path / "x.pt"}', bad) == '2', bad
+        assert 'max_iters' in capsys.readouterr().err
+    assert not (tmp_path / 'x.pt').exists()
 
 
 def test_python_dash_m_lists_the_commands():
