@@ -40,3 +40,16 @@ def correct(result):
     "An exercise check's result, asserted 'correct' (its message shown if not)."
     assert result.state == 'correct', str(result)
     return result
+
+
+# A small text with a small vocabulary, long enough for the 'tiny' configs (block 16: 170 characters at least);
+# the command lines of 16 and 19 train on it.
+VERSE = ("Shall I compare thee to a summer's day?\nThou art more lovely and more temperate:\n"
+         "Rough winds do shake the darling buds of May,\nAnd summer's lease hath all too short a date;\n")
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / 'verse.txt'
+    path.write_text(VERSE * 6)
+    return path

@@ -4,21 +4,9 @@ from pathlib import Path
 
 import pytest, torch
 
-from conftest import ROOT
+from conftest import ROOT, VERSE
 import exp.nb_16 as gpt16
 from exp.nb_16 import CHECKPOINT_FORMAT, load_checkpoint, main, sample_text, save_checkpoint, train_gpt
-
-# A small text with a small vocabulary, long enough for the 'tiny' config (block 16: 170 characters at least).
-VERSE = ("Shall I compare thee to a summer's day?\nThou art more lovely and more temperate:\n"
-         "Rough winds do shake the darling buds of May,\nAnd summer's lease hath all too short a date;\n")
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / 'verse.txt'
-    path.write_text(VERSE * 6)
-    return path
-
 
 def cli(*args):
     "Run `main` in this process as the command line would; (exit message or None, stdout)."

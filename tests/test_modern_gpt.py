@@ -382,17 +382,6 @@ def test_the_trainer_sets_each_groups_rate_from_the_schedule():
 
 # ---- the command line (16's code, with this notebook's model)
 
-VERSE = ("Shall I compare thee to a summer's day?\nThou art more lovely and more temperate:\n"
-         "Rough winds do shake the darling buds of May,\nAnd summer's lease hath all too short a date;\n")
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / 'verse.txt'
-    path.write_text(VERSE * 6)
-    return path
-
-
 def cli(*args):
     try: modern_main([str(a) for a in args])
     except SystemExit as e: return str(e.code) if e.code not in (None, 0) else None
