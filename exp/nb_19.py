@@ -343,7 +343,7 @@ MODERN_CONFIGS = {   # name -> (model, training); vocab_size comes from the data
     'speedrun': as_modern(*GPT16_CONFIGS['cpu'], **SPEEDRUN),        # the record (see the leaderboard)
 }
 
-# nbs/19_modern_gpt.ipynb, cell 55
+# nbs/19_modern_gpt.ipynb, cell 56
 class CachedLM(nn.Module):
     "`model` as 16's `generate_tokens` calls it, one window at a time, computing only the tokens it has not seen."
     def __init__(self, model):
@@ -369,7 +369,7 @@ def generate_cached(model, idx, max_new_tokens, block_size, generator=None, temp
     "16's `generate_tokens` (the same draws, temperature, top-k) through a key/value cache."
     return generate_tokens(CachedLM(model), idx, max_new_tokens, block_size, generator, temperature, top_k)
 
-# nbs/19_modern_gpt.ipynb, cell 78
+# nbs/19_modern_gpt.ipynb, cell 79
 MODERN_CHECKPOINT_FORMAT = 'dl-foundations/gpt19-checkpoint/1'
 
 def _bound_to(module, names, **family):
