@@ -45,7 +45,8 @@ VARIANTS = {
     'no biases': dict(bias=False),
     'tied embeddings': dict(tie_embeddings=True),
     'logit soft-cap 15': dict(softcap=15.),
-    'Muon (NS5) + AdamW': dict(optimizer='muon'),
+    'Muon (NS5, float32) + AdamW': dict(optimizer='muon'),
+    "Muon (NS5, ns_dtype 'auto') + AdamW": dict(optimizer='muon', ns_dtype='auto'),
     'modern model (RMS, RoPE, QK-norm, ReLU^2, no bias)': MODERN,
     'speedrun (MODERN_CONFIGS)': None,
 }

@@ -39,9 +39,22 @@ def apply_rope(x, cos, sin):
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1)
 
 # nbs/19_modern_gpt.ipynb, cell 17
+class ReLUSquaredFunction(torch.autograd.Function):
+    "relu(x)^2 with its derivative written out: d/dx relu(x)^2 = 2 relu(x), already zero where x <= 0."
+    @staticmethod
+    def forward(ctx, x):
+        r = F.relu(x)
+        ctx.save_for_backward(r)
+        return r * r
+
+    @staticmethod
+    def backward(ctx, grad):
+        r, = ctx.saved_tensors
+        return (grad * r).mul_(2)   # one product and an in-place doubling: no mask, no x^1, no second temporary
+
 class ReLUSquared(nn.Module):
-    "relu(x)^2 (So et al. 2021, Primer)."
-    def forward(self, x): return F.relu(x).square()
+    "relu(x)^2 (So et al. 2021, Primer), its backward by hand (ReLUSquaredFunction)."
+    def forward(self, x): return ReLUSquaredFunction.apply(x)
 
 def silu(x):
     "x * sigmoid(x), the swish that gates SwiGLU."
@@ -64,18 +77,22 @@ def newton_schulz(G, steps=5, coeffs=NS5, eps=1e-7):
     "An approximation of the orthogonal factor U V^T of G = U S V^T: `steps` of X <- a X + (b A + c A^2) X, A = X X^T."
     a, b, c = coeffs
     tall = G.size(-2) > G.size(-1)
-    X = G.mT if tall else G                                         # wide: X X^T is the smaller Gram matrix
+    W = G.mT if tall else G                                         # wide: X X^T is the smaller Gram matrix
+    X = W.reshape(-1, *W.shape[-2:])                                # a batch of matrices, as baddbmm wants
     X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)              # every singular value <= 1, where the iteration works
     for _ in range(steps):
         A = X @ X.mT
-        X = a * X + (b * A + c * A @ A) @ X
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)                 # b A + c A A: the scaling inside the product
+        X = torch.baddbmm(X, B, X, beta=a)                          # a X + B X
+    X = X.reshape(W.shape)
     return X.mT if tall else X
 
 # nbs/19_modern_gpt.ipynb, cell 24
 class Muon(torch.optim.Optimizer):
     "Momentum, Nesterov's look-ahead, then the update orthogonalised by Newton-Schulz: for 2-D weight matrices only."
-    def __init__(self, params, lr=0.02, momentum=0.95, nesterov=True, ns_steps=5, weight_decay=0.):
+    def __init__(self, params, lr=0.02, momentum=0.95, nesterov=True, ns_steps=5, weight_decay=0., ns_dtype=None):
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, weight_decay=weight_decay))
+        self.ns_dtype = ns_dtype   # the Newton-Schulz products' dtype (default: the parameters'); not in the state_dict
 
     @torch.no_grad()
     def step(self):
@@ -89,9 +106,10 @@ class Muon(torch.optim.Optimizer):
                 buf.mul_(mu).add_(p.grad)
                 by_shape.setdefault(p.shape, []).append((p, p.grad.add(buf, alpha=mu) if group['nesterov'] else buf))
             for items in by_shape.values():   # the matrices of one shape orthogonalised together: fewer, larger products
-                updates = newton_schulz(torch.stack([u for _, u in items]), group['ns_steps'])
+                stacked = torch.stack([u for _, u in items])
+                updates = newton_schulz(stacked.to(self.ns_dtype or stacked.dtype), group['ns_steps']).to(stacked.dtype)
                 for (p, _), update in zip(items, updates):
-                    p.mul_(1 - lr * group['weight_decay'])
+                    if group['weight_decay']: p.mul_(1 - lr * group['weight_decay'])
                     p.add_(update, alpha=-lr * max(1, p.size(0) / p.size(1)) ** 0.5)   # tall: as much per row as square
 
 class Optimizers:
@@ -108,6 +126,12 @@ class Optimizers:
         if len(state['optimizers']) != len(self.opts):
             raise ValueError(f"a state of {len(state['optimizers'])} optimizers for {len(self.opts)}")
         for opt, s in zip(self.opts, state['optimizers']): opt.load_state_dict(s)
+
+def fast_bfloat16(device):
+    "Whether bfloat16 matrix products are fast on `device`: a GPU, or a CPU with bfloat16 units (AVX512-BF16, AMX, Arm BF16)."
+    if torch.device(device).type != 'cpu': return True
+    caps = torch.cpu.get_capabilities()
+    return any(caps.get(unit, False) for unit in ('avx512_bf16', 'amx_bf16', 'bf16'))
 
 def muon_params(model):
     "The 2-D weight matrices inside the blocks (Muon's); everything else (embeddings, head, gains, biases) is AdamW's."
@@ -282,13 +306,15 @@ class ModernTrainConfig(TrainConfig):
     muon_momentum: float = 0.95
     muon_weight_decay: float = 0.  # decoupled, as AdamW's: each step shrinks the matrices by muon_lr * this
     ns_steps: int = 5
+    ns_dtype: str = 'float32'     # Muon's products: 'float32', 'bfloat16', or 'auto' (bfloat16 where fast_bfloat16)
     schedule: str = 'cosine'      # 'cosine' (16's) or 'wsd' (warmup, stable, linear decay)
     cooldown_frac: float = 0.     # wsd: the last fraction of lr_decay_iters, decaying to min_lr
 
     def __post_init__(self):
         super().__post_init__()
         check_fields(self, dict(optimizer=_ONE_OF('adamw', 'muon'), muon_lr=_POSITIVE, muon_momentum=_FRACTION,
-                                muon_weight_decay=_NON_NEGATIVE, ns_steps=_whole(1, 100), schedule=_ONE_OF('cosine', 'wsd'),
+                                muon_weight_decay=_NON_NEGATIVE, ns_steps=_whole(1, 100),
+                                ns_dtype=_ONE_OF('float32', 'bfloat16', 'auto'), schedule=_ONE_OF('cosine', 'wsd'),
                                 cooldown_frac=(lambda v: _NON_NEGATIVE[0](v) and v <= 1, 'a number from 0 to 1')))
 
 def make_modern_optimizer(model, tc):
@@ -299,8 +325,9 @@ def make_modern_optimizer(model, tc):
     rest = [p for p in model.parameters() if id(p) not in mine and p.requires_grad]
     adamw = torch.optim.AdamW([{'params': [p for p in rest if p.dim() >= 2], 'weight_decay': tc.weight_decay},
                                {'params': [p for p in rest if p.dim() < 2], 'weight_decay': 0.}], lr=tc.lr, betas=(0.9, tc.beta2))
+    bf16 = tc.ns_dtype == 'bfloat16' or (tc.ns_dtype == 'auto' and fast_bfloat16(matrices[0].device))
     muon = Muon(matrices, lr=tc.muon_lr, momentum=tc.muon_momentum, ns_steps=tc.ns_steps,
-                weight_decay=tc.muon_weight_decay)
+                weight_decay=tc.muon_weight_decay, ns_dtype=torch.bfloat16 if bf16 else None)
     for g in muon.param_groups: g['lr_scale'] = tc.muon_lr / tc.lr   # the schedule's shape, at Muon's own rate
     return Optimizers(adamw, muon)
 
@@ -331,10 +358,10 @@ def as_modern(cfg, tc, **changes):
     t = {k: v for k, v in changes.items() if k not in m}
     return ModernGPTConfig(**asdict(cfg) | m), ModernTrainConfig(**asdict(tc) | t)
 
-# the record: 16's shape, the modern model, Muon, the trapezoidal schedule and a soft-cap; its iterations are 16's 7,500
-# divided by its step-time ratio to 16's cpu step (1.741, benchmarks/bench_speedrun.py --train speedrun --alone)
+# the record: 16's shape, the modern model, Muon, the trapezoidal schedule and a soft-cap; its iterations fit in the
+# training time of 16's 7,500 with a margin (5,200 took 1.009 times as long: benchmarks/bench_speedrun.py --train speedrun)
 SPEEDRUN = dict(MODERN, softcap=15., optimizer='muon', muon_lr=0.02, lr=2e-3, schedule='wsd', warmup_iters=100,
-                cooldown_frac=0.4, min_lr=0., max_iters=4308, lr_decay_iters=4308)
+                cooldown_frac=0.4, min_lr=0., ns_dtype='auto', max_iters=5050, lr_decay_iters=5050)
 
 MODERN_CONFIGS = {   # name -> (model, training); vocab_size comes from the data
     'tiny': as_modern(*GPT16_CONFIGS['tiny'], **MODERN, softcap=15., optimizer='muon', schedule='wsd', cooldown_frac=0.5,

@@ -10,8 +10,8 @@ from torch import nn
 from conftest import ROOT
 from exp.nb_16 import CONFIGS as CONFIGS16, GPT, GPTTrainer, InputError, count_params, generate_tokens
 from exp.nb_19 import (MODERN_CHECKPOINT_FORMAT, MODERN_CONFIGS, MODERN, NS_CUBIC, KVCache, ModernGPT, ModernGPTConfig,
-                       ModernTrainConfig, ModernTrainer, Muon, ReLUSquared, RMSNorm, SwiGLU, apply_rope,
-                       as_modern, generate_cached, load_modern_checkpoint, modern_main, make_modern_optimizer, muon_params,
+                       ModernTrainConfig, ModernTrainer, Muon, ReLUSquared, ReLUSquaredFunction, RMSNorm, SwiGLU,
+                       apply_rope, as_modern, fast_bfloat16, generate_cached, load_modern_checkpoint, modern_main, make_modern_optimizer, muon_params,
                        newton_schulz, rope_angles, sample_modern_text, silu, wsd_schedule)
 
 TOL = dict(rtol=1e-12, atol=1e-12)   # float64 pieces that compute the same formula in another order
@@ -113,6 +113,13 @@ def test_silu_matches_torch_and_relu_squared_is_relu_squared():
     torch.testing.assert_close(ReLUSquared()(x), F.relu(x) ** 2, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_relu_squared_hand_written_backward_is_autograds_to_the_last_bit(dtype):
+    x = torch.randn(6, 7, 33, dtype=dtype, generator=torch.Generator().manual_seed(3)).requires_grad_()
+    torch.testing.assert_close(grads(ReLUSquared(), x)[0], grads(lambda t: F.relu(t).square(), x)[0], rtol=0, atol=0)
+    if dtype == torch.float64: assert torch.autograd.gradcheck(ReLUSquaredFunction.apply, x[0, :2])
+
+
 @pytest.mark.parametrize('fused', [True, False])
 def test_swiglu_is_the_gated_formula(fused):
     torch.manual_seed(4)
@@ -157,6 +164,18 @@ def test_newton_schulz_of_a_tall_matrix_is_the_transpose_of_its_transposes_and_b
     G = torch.randn(4, 50, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
     torch.testing.assert_close(newton_schulz(G), newton_schulz(G.mT).mT, **TOL)
     torch.testing.assert_close(newton_schulz(G), torch.stack([newton_schulz(g) for g in G]), rtol=1e-10, atol=1e-12)
+    G4 = G.view(2, 2, 50, 20)   # any leading dimensions: a batch of batches
+    torch.testing.assert_close(newton_schulz(G4), newton_schulz(G).view(2, 2, 50, 20), rtol=0, atol=0)
+
+
+def test_newton_schulz_is_the_formula_a_x_plus_b_a_plus_c_a_squared_times_x():
+    G = torch.randn(10, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    a, b, c = 3.4445, -4.7750, 2.0315
+    X = G / G.norm()
+    for _ in range(5):
+        A = X @ X.T
+        X = a * X + (b * A + c * A @ A) @ X
+    torch.testing.assert_close(newton_schulz(G, eps=0.), X, **TOL)
 
 
 def test_muon_steps_by_hand_with_nesterov_momentum_and_the_shape_scale():
@@ -172,6 +191,31 @@ def test_muon_steps_by_hand_with_nesterov_momentum_and_the_shape_scale():
             bufs[id(p)] = 0.9 * bufs[id(p)] + p.grad
             want = before[id(p)] * (1 - 0.05 * 0.1) - 0.05 * scale * newton_schulz(p.grad + 0.9 * bufs[id(p)])
             torch.testing.assert_close(p.detach(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_muon_in_bfloat16_is_float32_muon_to_bfloat16_precision_and_keeps_the_parameters_float32():
+    g = torch.Generator().manual_seed(10)
+    start = [torch.randn(s, generator=g) for s in ((64, 16), (16, 64), (16, 16))]
+    grad = [torch.randn(s.shape, generator=g) for s in start]
+    moved = {}
+    for dtype in (None, torch.bfloat16):
+        params = [nn.Parameter(s.clone()) for s in start]
+        for p, gr in zip(params, grad): p.grad = gr.clone()
+        Muon(params, lr=0.1, ns_dtype=dtype).step()
+        assert all(p.dtype == torch.float32 for p in params)
+        moved[dtype] = [p.detach() - s for p, s in zip(params, start)]
+    for full, half in zip(moved[None], moved[torch.bfloat16]):
+        assert (half - full).norm() / full.norm() < 0.03   # bfloat16 keeps 8 bits of mantissa: about 2 significant digits
+        assert (half - full).abs().max() > 0               # and it did run in bfloat16
+
+
+def test_ns_dtype_auto_is_bfloat16_exactly_where_bfloat16_is_fast():
+    model = ModernGPT(SMALL)
+    for ns_dtype, want in (('float32', None), ('bfloat16', torch.bfloat16),
+                           ('auto', torch.bfloat16 if fast_bfloat16('cpu') else None)):
+        muon = make_modern_optimizer(model, ModernTrainConfig(optimizer='muon', ns_dtype=ns_dtype)).opts[1]
+        assert muon.ns_dtype == want, ns_dtype
+    assert fast_bfloat16('meta') and isinstance(fast_bfloat16('cpu'), bool)
 
 
 def test_muon_refuses_a_vector():
@@ -296,6 +340,7 @@ def test_bad_training_settings_are_refused():
     with pytest.raises(InputError, match='cooldown_frac must be'): ModernTrainConfig(cooldown_frac=1.5)
     with pytest.raises(InputError, match='muon_momentum must be'): ModernTrainConfig(muon_momentum=1.)
     with pytest.raises(InputError, match='muon_weight_decay must be'): ModernTrainConfig(muon_weight_decay=-0.1)
+    with pytest.raises(InputError, match="ns_dtype must be one of 'float32', 'bfloat16', 'auto'"): ModernTrainConfig(ns_dtype='float16')
 
 
 # ---- the key/value cache
