@@ -233,8 +233,10 @@ def test_the_split_gives_muon_the_blocks_matrices_and_adamw_the_rest_once():
     assert {id(p) for p in in_muon} == {id(p) for p in muon_params(model)} and len(in_muon) == 6 * cfg.n_layer
     assert model.tok_emb.weight in in_adamw and all(p is not model.tok_emb.weight for p in in_muon)
     assert len(in_muon) + len(in_adamw) == len(list(model.parameters()))   # tied: the one table once
-    assert muon.param_groups[0]['lr_scale'] == tc.muon_lr / tc.lr and 'lr_scale' not in adamw.param_groups[0]
-    assert make_modern_optimizer(model, replace(tc, optimizer='adamw')).__class__ is torch.optim.AdamW
+    assert muon.param_groups[0]['lr_scale'] == tc.muon_lr / tc.lr
+    assert adamw.param_groups[0]['params'] == [model.tok_emb.weight] and adamw.param_groups[0]['lr_scale'] == tc.embed_lr_scale
+    assert all('lr_scale' not in grp for grp in adamw.param_groups[1:])
+    assert make_modern_optimizer(model, replace(tc, optimizer='adamw', embed_lr_scale=1.)).__class__ is torch.optim.AdamW
     assert muon.param_groups[0]['weight_decay'] == tc.muon_weight_decay
     decayed = make_modern_optimizer(model, replace(tc, muon_weight_decay=0.01)).opts[1]
     assert decayed.param_groups[0]['weight_decay'] == 0.01
@@ -340,6 +342,8 @@ def test_bad_training_settings_are_refused():
     with pytest.raises(InputError, match='cooldown_frac must be'): ModernTrainConfig(cooldown_frac=1.5)
     with pytest.raises(InputError, match='muon_momentum must be'): ModernTrainConfig(muon_momentum=1.)
     with pytest.raises(InputError, match='muon_weight_decay must be'): ModernTrainConfig(muon_weight_decay=-0.1)
+    with pytest.raises(InputError, match='embed_lr_scale must be'): ModernTrainConfig(optimizer='muon', embed_lr_scale=0.)
+    with pytest.raises(InputError, match="a setting of optimizer 'muon'"): ModernTrainConfig(embed_lr_scale=10.)
     with pytest.raises(InputError, match="ns_dtype must be one of 'float32', 'bfloat16', 'auto'"): ModernTrainConfig(ns_dtype='float16')
 
 
@@ -422,7 +426,24 @@ def test_the_trainer_sets_each_groups_rate_from_the_schedule():
     for _ in range(3): trainer.step()
     lr = wsd_schedule(tc)(2)
     adamw, muon = trainer.opt.opts
-    assert adamw.param_groups[0]['lr'] == lr and muon.param_groups[0]['lr'] == pytest.approx(lr * tc.muon_lr / tc.lr)
+    assert adamw.param_groups[1]['lr'] == lr and muon.param_groups[0]['lr'] == pytest.approx(lr * tc.muon_lr / tc.lr)
+    assert adamw.param_groups[0]['lr'] == pytest.approx(lr * tc.embed_lr_scale)   # the token table
+
+
+def test_the_token_table_steps_at_embed_lr_scale_times_the_rate_and_nothing_else_changes():
+    data = {'train': torch.randint(13, (500,)), 'val': torch.randint(13, (100,))}
+    moved = {}
+    for scale in (1., 10.):
+        tc = ModernTrainConfig(optimizer='muon', lr=1e-3, weight_decay=0., warmup_iters=0, embed_lr_scale=scale)
+        torch.manual_seed(5); trainer = ModernTrainer(ModernGPT(SMALL), tc, data, SMALL.block_size)
+        start = {k: w.clone() for k, w in trainer.model.state_dict().items()}
+        trainer.step()
+        moved[scale] = {k: w - start[k] for k, w in trainer.model.state_dict().items()}
+    # Adam's first step is lr * g / (|g| + eps) per entry: ten times the rate, ten times the step, where the table moved
+    torch.testing.assert_close(moved[10.]['tok_emb.weight'], 10 * moved[1.]['tok_emb.weight'], rtol=1e-5, atol=0)
+    assert moved[1.]['tok_emb.weight'].abs().max() > 0
+    for k in moved[1.]:
+        if k != 'tok_emb.weight': assert torch.equal(moved[10.][k], moved[1.][k]), k
 
 
 # ---- the command line (16's code, with this notebook's model)
